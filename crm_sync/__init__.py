@@ -1,0 +1,1 @@
+"""Canonical model, identity resolution and delivery to downstream CRMs."""

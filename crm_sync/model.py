@@ -1,0 +1,145 @@
+"""The canonical model: what every provider's payload is turned into, whatever its shape.
+
+Values are kept as the provider wrote them (a phone stays `8 (916) 123-45-67`); normalisation to E.164 and case-folded
+emails happens in the contact store, which keeps the original text beside the normal form.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InteractionKind(StrEnum):
+    CHAT = "chat"                      # a conversation (chat, livechat room) as a whole
+    MESSAGE = "message"                # one or more new messages of a conversation
+    OFFLINE_MESSAGE = "offline_message"
+    LEAD = "lead"                      # a lead or deal request (Roistat, lead capture)
+    CALL = "call"
+    TICKET = "ticket"
+    CONTACT_UPDATE = "contact_update"  # the provider changed what it knows about the person
+    NOTE = "note"                      # free text about an existing lead or conversation
+
+
+class ConversationState(StrEnum):
+    """Ordered: a conversation's state only moves forward, whatever order the events arrive in."""
+
+    OPEN = "open"
+    QUEUED = "queued"
+    ASSIGNED = "assigned"
+    CLOSED = "closed"
+
+    @property
+    def rank(self) -> int:
+        return list(ConversationState).index(self)
+
+
+class ProviderIdentity(_Model):
+    """An id a provider gives the person, e.g. kind="jivo.client_id", value="1217"."""
+
+    kind: str
+    value: str
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _as_text(cls, value: Any) -> str:
+        return str(value)
+
+
+class Person(_Model):
+    name: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    emails: list[str] = Field(default_factory=list)
+    phones: list[str] = Field(default_factory=list)
+    identities: list[ProviderIdentity] = Field(default_factory=list)
+    company: str | None = None
+    description: str | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("emails", "phones", mode="before")
+    @classmethod
+    def _drop_blank(cls, values: Any) -> list[str]:
+        """Providers send "" or None for "not given": that is absence, not a value."""
+        if values is None:
+            return []
+        if isinstance(values, (str, int)):
+            values = [values]
+        out: list[str] = []
+        for value in values:
+            text = str(value).strip() if value is not None else ""
+            if text and text not in out:
+                out.append(text)
+        return out
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.name or self.first_name or self.last_name or self.emails or self.phones or self.identities)
+
+
+class Agent(_Model):
+    id: str | None = None
+    name: str | None = None
+    email: str | None = None
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_as_text(cls, value: Any) -> str | None:
+        return None if value is None or value == "" else str(value)
+
+
+class Message(_Model):
+    author: str                        # "visitor", "agent", "system", "bot"
+    text: str
+    at: datetime | None = None
+    external_id: str | None = None
+    author_name: str | None = None
+
+
+class Page(_Model):
+    url: str
+    title: str | None = None
+
+
+class Lead(_Model):
+    """Lead-tracking data (Roistat and similar)."""
+
+    external_id: str | None = None     # the provider's lead id (Roistat `id`)
+    visit: str | None = None           # attribution visit (Roistat `visit`)
+    title: str | None = None
+    text: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class Interaction(_Model):
+    kind: InteractionKind
+    provider: str
+    # The same conversation reported by several events carries the same conversation_id.
+    conversation_id: str | None = None
+    # What makes this interaction unique within the provider (message id, lead id, offline message id...).
+    external_id: str | None = None
+    occurred_at: datetime | None = None
+    state: ConversationState | None = None
+    subject: str | None = None
+    transcript: list[Message] = Field(default_factory=list)
+    agent: Agent | None = None
+    page: Page | None = None
+    utm: dict[str, str] = Field(default_factory=dict)
+    geo: dict[str, Any] = Field(default_factory=dict)
+    tags: list[str] = Field(default_factory=list)
+    lead: Lead | None = None
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class CanonicalRecord(_Model):
+    """One thing that happened, about one person. A payload may yield several."""
+
+    event_type: str                    # the provider's own name for the event, e.g. "chat_accepted"
+    person: Person = Field(default_factory=Person)
+    interaction: Interaction | None = None

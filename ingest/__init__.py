@@ -1,0 +1,1 @@
+"""HTTP in: routing, provider authentication, raw persistence, synchronous replies, outbox."""

@@ -1,0 +1,144 @@
+"""The raw event store: one committed write per request, race-safe deduplication, and status transitions.
+
+Every transition is a conditional UPDATE, so a task that runs twice, concurrently or after its worker was killed
+cannot move an event twice: correctness comes from the database, never from the broker.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, or_, select, update
+from sqlalchemy.orm import Session
+
+from ingest.db import insert_for
+from ingest.providers.base import RawRequest
+from ingest.schema import FINAL_STATUSES, Event, EventStatus, utcnow
+
+ALWAYS_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    id: int
+    is_duplicate: bool
+    duplicate_count: int
+    received_at: datetime
+
+
+def storable_headers(headers: dict[str, str], secret_headers: frozenset[str]) -> dict[str, str]:
+    hidden = ALWAYS_SECRET_HEADERS | secret_headers
+    return {name: value for name, value in headers.items() if name.lower() not in hidden}
+
+
+def store_event(engine: Engine, *, source: str, provider: str, dedup_key: str, request: RawRequest,
+                secret_headers: frozenset[str] = frozenset()) -> StoredEvent:
+    """INSERT the request, or count a redelivery on the first one: one statement, one commit, race-safe.
+
+    `ON CONFLICT DO UPDATE … RETURNING` returns the first event's row under any concurrency, which is why a
+    redelivery gets the very same reply (and Roistat the very same order_id) as the first delivery did.
+    """
+    now = utcnow()
+    insert = insert_for(engine)(Event).values(
+        source=source, provider=provider, dedup_key=dedup_key,
+        method=request.method, path=request.path, query_string=request.query_string,
+        headers=storable_headers(request.headers, secret_headers), body=request.body,
+        content_type=request.content_type, remote_addr=request.remote_addr,
+        received_at=now, duplicate_count=0, status=EventStatus.RECEIVED, enqueued_at=now, attempts=0,
+    )
+    statement = insert.on_conflict_do_update(
+        index_elements=[Event.source, Event.dedup_key],
+        set_={"duplicate_count": Event.duplicate_count + 1, "last_duplicate_at": now},
+    ).returning(Event.id, Event.duplicate_count, Event.received_at)
+    with engine.begin() as connection:
+        row = connection.execute(statement).one()
+    return StoredEvent(id=row.id, is_duplicate=row.duplicate_count > 0, duplicate_count=row.duplicate_count,
+                       received_at=row.received_at)
+
+
+def raw_request_of(event: Event) -> RawRequest:
+    return RawRequest(
+        method=event.method, path=event.path, query_string=event.query_string or "",
+        headers=dict(event.headers or {}), body=event.body or b"", content_type=event.content_type or "",
+        remote_addr=event.remote_addr or "",
+    )
+
+
+def mark_not_enqueued(session: Session, event_ids: list[int]) -> None:
+    """The broker refused the publish: make the events the relay's first pick."""
+    session.execute(update(Event).where(Event.id.in_(event_ids), Event.status == EventStatus.RECEIVED)
+                    .values(enqueued_at=None))
+
+
+def claim_for_relay(session: Session, *, requeue_after: timedelta, limit: int) -> list[int]:
+    """Events never enqueued, or waiting or in flight for longer than `requeue_after` (lost message, dead worker).
+
+    Each is claimed by a compare-and-set on enqueued_at, so two relays running at once never both take it; this works
+    on SQLite, which has no row locks, as well as on PostgreSQL.
+    """
+    now = utcnow()
+    stale = now - requeue_after
+    candidates = session.execute(
+        select(Event.id, Event.enqueued_at)
+        .where(Event.status.in_([EventStatus.RECEIVED, EventStatus.PROCESSING]),
+               or_(Event.enqueued_at.is_(None), Event.enqueued_at < stale))
+        .order_by(Event.id).limit(limit)
+    ).all()
+    claimed = []
+    for event_id, seen in candidates:
+        same = Event.enqueued_at.is_(None) if seen is None else Event.enqueued_at == seen
+        result = session.execute(update(Event).where(Event.id == event_id, same).values(enqueued_at=now))
+        if result.rowcount == 1:
+            claimed.append(event_id)
+    return claimed
+
+
+def begin_attempt(session: Session, event_id: int, max_attempts: int) -> int | None:
+    """Count an attempt and mark the event in flight; the attempt number, or None if it is not ours to process.
+
+    Committed on its own before the work starts, so a worker killed mid-task still leaves a trace and an event that
+    keeps killing workers goes dead instead of looping forever.
+    """
+    result = session.execute(
+        update(Event)
+        .where(Event.id == event_id, Event.status.in_([EventStatus.RECEIVED, EventStatus.PROCESSING]))
+        .values(status=EventStatus.PROCESSING, attempts=Event.attempts + 1)
+        .returning(Event.attempts)
+    ).first()
+    if result is None:
+        return None
+    attempt = result[0]
+    if attempt > max_attempts:
+        finish(session, event_id, attempt, EventStatus.DEAD, error_class="crashed",
+               error_message=f"processing was interrupted {attempt - 1} times (worker killed or timed out)")
+        return None
+    return attempt
+
+
+def hold(session: Session, event_id: int, attempt: int) -> bool:
+    """Lock the event for this attempt (a no-op write); False if a newer attempt took over."""
+    result = session.execute(
+        update(Event).where(Event.id == event_id, Event.status == EventStatus.PROCESSING, Event.attempts == attempt)
+        .values(status=EventStatus.PROCESSING)
+    )
+    return result.rowcount == 1
+
+
+def finish(session: Session, event_id: int, attempt: int, status: EventStatus, *, result: dict | None = None,
+           error_class: str | None = None, error_message: str | None = None) -> bool:
+    outcome = session.execute(
+        update(Event).where(Event.id == event_id, Event.status == EventStatus.PROCESSING, Event.attempts == attempt)
+        .values(status=status, processed_at=utcnow(), result=result, error_class=error_class,
+                error_message=error_message)
+    )
+    return outcome.rowcount == 1
+
+
+def reset_for_replay(session: Session, event_ids: list[int]) -> list[int]:
+    """Put finished events back to `received` for the current code to process again; in-flight ones are left."""
+    rows = session.execute(
+        update(Event).where(Event.id.in_(event_ids), Event.status.in_(FINAL_STATUSES))
+        .values(status=EventStatus.RECEIVED, attempts=0, error_class=None, error_message=None, enqueued_at=utcnow())
+        .returning(Event.id)
+    ).all()
+    return sorted(row[0] for row in rows)

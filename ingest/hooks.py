@@ -1,0 +1,124 @@
+"""`/hooks/<source>`: find the source, authenticate, store the raw request (one commit), reply, enqueue.
+
+Nothing on this path talks to a CRM. The broker publish runs after the response is sent, so a slow or dead broker
+never delays an acknowledgement; the relay covers whatever the publish misses.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from sqlalchemy.exc import SQLAlchemyError
+
+from ingest.errors import ApiError
+from ingest.events import store_event
+from ingest.metrics import ACK_SECONDS, REQUESTS
+from ingest.providers import AuthenticationFailed, Provider, RawRequest, Reply, RequestRejected, get_provider
+from ingest.providers.base import secrets_equal, stable_hash
+from ingest.replies import ReplyContext
+from ingest.runtime import Runtime
+from ingest.settings import SourceSettings
+
+DATABASE_RETRY_AFTER_SECONDS = "30"
+MAX_DEDUP_KEY_LENGTH = 255
+
+log = logging.getLogger(__name__)
+hooks = Blueprint("hooks", __name__)
+
+
+@hooks.route("/hooks/<source_name>", methods=["GET", "POST"])
+@hooks.route("/hooks/<source_name>/<url_secret>", methods=["GET", "POST"])
+def receive(source_name: str, url_secret: str | None = None):
+    started = time.perf_counter()
+    runtime: Runtime = current_app.extensions["crm_ingest"]
+    source = _find_source(runtime, source_name, url_secret)
+    provider = get_provider(source.provider)
+    outcome = "error"
+    try:
+        reply, stored_id = _accept(runtime, source, provider)
+        outcome = "accepted" if stored_id is not None else "duplicate"
+    except ApiError as exc:
+        outcome = str(exc.status)
+        raise
+    finally:
+        REQUESTS.labels(source.name, provider.name, outcome).inc()
+    response = jsonify(reply.body) if not isinstance(reply.body, (str, bytes)) else Response(reply.body)
+    response.status_code = reply.status
+    if stored_id is not None:
+        response.call_on_close(lambda: runtime.outbox.publish([stored_id]))
+    ACK_SECONDS.labels(provider.name).observe(time.perf_counter() - started)
+    return response
+
+
+def _find_source(runtime: Runtime, name: str, url_secret: str | None) -> SourceSettings:
+    """Unknown source and wrong URL secret look alike (404), so a scan learns nothing."""
+    source = runtime.settings.source(name)
+    if source is not None:
+        expected = source.url_secret.get_secret_value() if source.url_secret else None
+        if expected is None and url_secret is None or secrets_equal(url_secret, expected):
+            return source
+    REQUESTS.labels(name if source else "", source.provider if source else "", "404").inc()
+    raise ApiError(404, "unknown_source", "no webhook source at this URL")
+
+
+def _accept(runtime: Runtime, source: SourceSettings, provider: Provider) -> tuple[Reply, int | None]:
+    """Authenticate and store; the provider's reply and the new event's id (None for a redelivery)."""
+    if request.method not in provider.methods:
+        raise ApiError(405, "method_not_allowed",
+                       f"{provider.name} webhooks use {', '.join(sorted(provider.methods))}, not {request.method}")
+    raw = _raw_request()
+    try:
+        provider.authenticate(raw, source)
+    except AuthenticationFailed as exc:
+        log.warning("source %s: authentication failed: %s (from %s)", source.name, exc, raw.remote_addr)
+        raise ApiError(401, "authentication_failed", "the request does not carry this source's credentials") from None
+    except RequestRejected as exc:
+        raise ApiError(exc.status, exc.code, exc.message) from None
+    try:
+        stored = store_event(runtime.engine, source=source.name, provider=source.provider,
+                             dedup_key=_dedup_key(provider, raw), request=raw,
+                             secret_headers=provider.secret_headers)
+    except SQLAlchemyError as exc:
+        log.error("source %s: cannot store the request, asking the provider to retry: %s", source.name, exc)
+        raise ApiError(503, "database_unavailable", "the request could not be stored; retry later",
+                       {"Retry-After": DATABASE_RETRY_AFTER_SECONDS}) from None
+    reply = _reply(provider, ReplyContext(stored, raw, source, runtime.sessions))
+    return reply, (None if stored.is_duplicate else stored.id)
+
+
+def _raw_request() -> RawRequest:
+    query = request.query_string
+    try:
+        query_text = query.decode("utf-8")
+    except UnicodeDecodeError:
+        query_text = query.decode("latin-1")
+    return RawRequest(
+        method=request.method,
+        path=request.path,
+        query_string=query_text,
+        headers={name: value for name, value in request.headers.items()},
+        body=request.get_data(cache=True),  # raises 413 past MAX_CONTENT_LENGTH
+        content_type=request.content_type or "",
+        remote_addr=request.remote_addr or "",
+    )
+
+
+def _dedup_key(provider: Provider, raw: RawRequest) -> str:
+    """A provider that cannot read the body still gets a key: the body's hash, so the request is stored."""
+    try:
+        key = provider.dedup_key(raw)
+    except Exception as exc:
+        log.info("%s: no dedup key from the provider (%s); using the body hash", provider.name, exc)
+        key = Provider.dedup_key(provider, raw)
+    return key if len(key) <= MAX_DEDUP_KEY_LENGTH else f"sha256:{stable_hash(key)}"
+
+
+def _reply(provider: Provider, context: ReplyContext) -> Reply:
+    """The request is committed already: a failing reply must not turn into an error the provider retries."""
+    try:
+        return provider.reply(context)
+    except Exception:
+        log.exception("%s: reply failed for event %s; answering the plain acknowledgement", provider.name,
+                      context.event.id)
+        return Provider.reply(provider, context)

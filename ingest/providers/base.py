@@ -1,0 +1,153 @@
+"""What a provider module is: the small interface every provider implements, and its error classes.
+
+A provider answers four questions about a request: is it really from the provider (`authenticate`), which logical
+event is it (`dedup_key`), what does the provider want back right now (`reply`), and what does it mean (`parse`).
+Everything a provider does differently from the others lives in its own module under this package.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import parse_qsl
+
+from ingest.settings import SourceSettings
+
+if TYPE_CHECKING:
+    from crm_sync.model import CanonicalRecord
+    from ingest.replies import ReplyContext
+
+
+class AuthenticationFailed(Exception):
+    """The request is not from the provider (HTTP 401). The message is logged, never sent back."""
+
+
+class RequestRejected(Exception):
+    """The request is authentic but cannot be accepted at all (HTTP 4xx with a machine code)."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+class ParseError(Exception):
+    """The stored request cannot be turned into canonical records; the event goes dead and can be replayed."""
+
+
+class IgnoreEvent(Exception):
+    """The request is understood and deliberately produces nothing (the reason is kept on the event)."""
+
+
+@dataclass(frozen=True)
+class RawRequest:
+    """A request exactly as received: what is stored, what replay re-parses."""
+
+    method: str
+    path: str
+    query_string: str
+    headers: dict[str, str]
+    body: bytes
+    content_type: str = ""
+    remote_addr: str = ""
+
+    def header(self, name: str, default: str = "") -> str:
+        lowered = name.lower()
+        for key, value in self.headers.items():
+            if key.lower() == lowered:
+                return value
+        return default
+
+    def query(self) -> dict[str, str]:
+        """Query parameters, first value wins; `+` and percent escapes decoded as UTF-8."""
+        out: dict[str, str] = {}
+        for key, value in parse_qsl(self.query_string, keep_blank_values=True, encoding="utf-8", errors="replace"):
+            out.setdefault(key, value)
+        return out
+
+    def form(self) -> dict[str, str]:
+        if "application/x-www-form-urlencoded" not in self.content_type.lower():
+            return {}
+        text = self.body.decode("utf-8", errors="replace")
+        out: dict[str, str] = {}
+        for key, value in parse_qsl(text, keep_blank_values=True):
+            out.setdefault(key, value)
+        return out
+
+    def json(self) -> Any:
+        """The body as JSON; raises ParseError with a readable reason."""
+        if not self.body.strip():
+            raise ParseError("the body is empty; a JSON document was expected")
+        try:
+            return json.loads(self.body)
+        except UnicodeDecodeError as exc:
+            raise ParseError(f"the body is not UTF-8 text: {exc}") from None
+        except json.JSONDecodeError as exc:
+            raise ParseError(f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+
+    def json_object(self) -> dict[str, Any]:
+        value = self.json()
+        if not isinstance(value, dict):
+            raise ParseError(f"the body is JSON but not an object (got {type(value).__name__})")
+        return value
+
+    def body_sha256(self) -> str:
+        return hashlib.sha256(self.body).hexdigest()
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int = 200
+    body: Any = field(default_factory=lambda: {"ok": True})
+
+
+def secrets_equal(given: str | bytes | None, expected: str | bytes | None) -> bool:
+    """Constant-time comparison that fails closed on anything missing."""
+    if not given or not expected:
+        return False
+    given_b = given.encode() if isinstance(given, str) else given
+    expected_b = expected.encode() if isinstance(expected, str) else expected
+    return hmac.compare_digest(given_b, expected_b)
+
+
+def stable_hash(*parts: Any) -> str:
+    """A short deterministic digest of JSON-able parts, for dedup keys."""
+    text = json.dumps(parts, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+class Provider:
+    """Base class: defaults a provider may keep or override."""
+
+    name: ClassVar[str]
+    settings_model: ClassVar[type[SourceSettings]] = SourceSettings
+    methods: ClassVar[frozenset[str]] = frozenset({"POST"})
+    # Headers that carry credentials: never stored, never shown.
+    secret_headers: ClassVar[frozenset[str]] = frozenset()
+
+    def authenticate(self, request: RawRequest, source: SourceSettings) -> None:
+        """Raise AuthenticationFailed unless the request carries the source's credentials."""
+        raise NotImplementedError
+
+    def dedup_key(self, request: RawRequest) -> str:
+        """The same value for every redelivery of one logical event, a new one for anything new."""
+        return f"sha256:{stable_hash(request.method, request.query_string, request.body_sha256())}"
+
+    def reply(self, context: "ReplyContext") -> Reply:
+        """The synchronous answer; may read our own store, never a CRM."""
+        return Reply()
+
+    def parse(self, request: RawRequest) -> list["CanonicalRecord"]:
+        """Canonical records for the stored request; ParseError or IgnoreEvent otherwise."""
+        raise NotImplementedError
+
+    @classmethod
+    def starter_source(cls, token: str) -> dict[str, str]:
+        """The config section `crm-ingest dev` writes for a new user, credentials made from `token`."""
+        return {"provider": cls.name, "url_secret": token}
+
+    @classmethod
+    def setup_instructions(cls, url: str, source: SourceSettings) -> str:
+        """What to paste into the provider's settings, printed by `crm-ingest dev`."""
+        return f"POST webhooks to {url}"

@@ -1,0 +1,18 @@
+"""What a provider's synchronous reply may look at: the stored event, the request, and our own store."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from ingest.events import StoredEvent
+from ingest.providers.base import RawRequest
+from ingest.settings import SourceSettings
+
+
+@dataclass(frozen=True)
+class ReplyContext:
+    event: StoredEvent
+    request: RawRequest
+    source: SourceSettings
+    sessions: sessionmaker[Session]

@@ -1,0 +1,182 @@
+"""Settings: one TOML file, `${VAR}` expansion, environment overrides, validated at start-up.
+
+Every source is validated against its provider's own settings model, so a typo in a provider key or a source with no
+credentials is an error at start-up, not a silent open door at run time.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+CONFIG_ENV = "CRM_INGEST_CONFIG"
+DEFAULT_CONFIG_PATH = "crm-ingest.toml"
+EMBEDDED_BROKER_URL = "filesystem://"
+ENV_OVERRIDES = {"DATABASE_URL": "database_url", "BROKER_URL": "broker_url", "CRM_INGEST_ADMIN_TOKEN": "admin_token"}
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message lists every problem found."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+class SourceSettings(BaseModel):
+    """What every source has. Providers subclass it with their own credential fields."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    provider: str
+    url_secret: SecretStr | None = None
+
+    @field_validator("url_secret")
+    @classmethod
+    def _url_secret_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("url_secret must be at least 16 characters: it is the only thing guarding the URL")
+        return value
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    database_url: str = "sqlite:///var/crm-ingest.db"
+    broker_url: str = EMBEDDED_BROKER_URL
+    admin_token: SecretStr | None = None
+    data_dir: Path = Path("var")
+    default_phone_region: str = "RU"
+    max_body_bytes: int = Field(default=1_048_576, gt=0)
+    # An event still waiting this long after its last enqueue is enqueued again by the relay (lost message, dead worker).
+    requeue_after_seconds: float = Field(default=60.0, gt=0)
+    relay_interval_seconds: float = Field(default=10.0, gt=0)
+    # A broker publish from the web process gives up after this long; the relay then takes over.
+    publish_timeout_seconds: float = Field(default=1.0, gt=0)
+    max_process_attempts: int = Field(default=5, ge=1)
+    sources: dict[str, SourceSettings] = Field(default_factory=dict)
+    destinations: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("default_phone_region")
+    @classmethod
+    def _region_is_iso(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Z]{2}", value):
+            raise ValueError("default_phone_region must be a two-letter ISO country code such as RU or US")
+        return value
+
+    @property
+    def uses_embedded_broker(self) -> bool:
+        return self.broker_url.startswith("filesystem://")
+
+    def source(self, name: str) -> SourceSettings | None:
+        return self.sources.get(name)
+
+
+def expand_env(value: Any, env: Mapping[str, str], where: str, problems: list[str]) -> Any:
+    """Replace `${VAR}` in every string value; an unset variable is a problem, not an empty string."""
+    if isinstance(value, str):
+        def substitute(match: re.Match[str]) -> str:
+            var = match.group(1)
+            if var not in env:
+                problems.append(f"{where}: environment variable {var} is not set")
+                return ""
+            return env[var]
+        return _VAR.sub(substitute, value)
+    if isinstance(value, dict):
+        return {k: expand_env(v, env, f"{where}.{k}" if where else k, problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_env(v, env, f"{where}[{i}]", problems) for i, v in enumerate(value)]
+    return value
+
+
+def config_path(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    return Path(env.get(CONFIG_ENV, DEFAULT_CONFIG_PATH))
+
+
+def load_settings(path: Path | str | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read the TOML file (absent file = all defaults), expand variables, apply overrides, validate."""
+    env = os.environ if env is None else env
+    path = Path(path) if path is not None else config_path(env)
+    raw: dict[str, Any] = {}
+    if path.exists():
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    return settings_from_dict(raw, env)
+
+
+def settings_from_dict(raw: dict[str, Any], env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    data = expand_env(raw, env, "", problems)
+    for var, key in ENV_OVERRIDES.items():
+        if env.get(var):
+            data[key] = env[var]
+    sources = _validate_sources(data.pop("sources", {}) or {}, problems)
+    try:
+        settings = Settings(**data, sources={})
+    except ValidationError as exc:
+        problems.extend(_describe(exc, ""))
+        settings = None
+    if problems:
+        raise ConfigError(problems)
+    return settings.model_copy(update={"sources": sources})
+
+
+def _validate_sources(raw_sources: Any, problems: list[str]) -> dict[str, SourceSettings]:
+    from ingest.providers import UnknownProvider, get_provider
+
+    if not isinstance(raw_sources, dict):
+        problems.append("sources: must be a table of [sources.<name>] sections")
+        return {}
+    sources: dict[str, SourceSettings] = {}
+    for name, fields in raw_sources.items():
+        where = f"sources.{name}"
+        if not _SOURCE_NAME.match(name):
+            problems.append(f"{where}: a source name may hold letters, digits, '.', '_' and '-' (it is part of the URL)")
+            continue
+        if not isinstance(fields, dict) or not fields.get("provider"):
+            problems.append(f"{where}: needs provider = \"<{'|'.join(_known_providers())}>\"")
+            continue
+        try:
+            provider = get_provider(fields["provider"])
+        except UnknownProvider as exc:
+            problems.append(f"{where}.provider: {exc}")
+            continue
+        try:
+            sources[name] = provider.settings_model(name=name, **fields)
+        except ValidationError as exc:
+            problems.extend(_describe(exc, where))
+    return sources
+
+
+def _known_providers() -> list[str]:
+    from ingest.providers import PROVIDERS
+
+    return sorted(PROVIDERS)
+
+
+def _describe(exc: ValidationError, where: str) -> list[str]:
+    out = []
+    for error in exc.errors():
+        loc = ".".join(str(part) for part in error["loc"])
+        place = ".".join(p for p in (where, loc) if p) or "(top level)"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling against README's configuration reference)"
+        out.append(f"{place}: {message}")
+    return out
+
+
+def mask_url(url: str) -> str:
+    """A database or broker URL with its password replaced, for printing."""
+    return re.sub(r"(://[^:/@]+:)[^@]+@", r"\1***@", url)

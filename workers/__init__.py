@@ -1,0 +1,1 @@
+"""The Celery app, task wiring, schedules and the `crm-ingest` command line."""

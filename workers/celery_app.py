@@ -1,0 +1,84 @@
+"""The Celery app, configured from the same settings as the web, with the reliability settings of DESIGN.md.
+
+`celery -A workers.celery_app` (used by `crm-ingest worker|beat` and Flower) loads the settings from the environment.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from celery import Celery
+from kombu import Queue
+
+from ingest.outbox import INGEST_QUEUE, MAINTENANCE_QUEUE, RELAY_TASK
+
+if TYPE_CHECKING:
+    from ingest.runtime import Runtime
+
+DELIVER_QUEUE = "deliver"
+# Longer than any countdown we use, so Redis never hands a task to a second worker while the first still has it;
+# lost messages are the relay's job, not the visibility timeout's.
+VISIBILITY_TIMEOUT_SECONDS = 3600
+
+
+def create_celery(runtime: "Runtime") -> Celery:
+    settings = runtime.settings
+    app = Celery("crm_ingest", set_as_current=False)
+    app.conf.update(
+        broker_url=settings.broker_url,
+        broker_transport_options=_transport_options(runtime),
+        broker_connection_timeout=settings.publish_timeout_seconds,
+        broker_connection_retry_on_startup=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_ignore_result=True,
+        result_backend=None,
+        task_default_queue=INGEST_QUEUE,
+        task_queues=[Queue(INGEST_QUEUE), Queue(DELIVER_QUEUE), Queue(MAINTENANCE_QUEUE)],
+        task_create_missing_queues=True,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        beat_schedule={
+            "relay-outbox": {"task": RELAY_TASK, "schedule": settings.relay_interval_seconds,
+                             "options": {"queue": MAINTENANCE_QUEUE, "expires": settings.relay_interval_seconds}},
+        },
+        beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),
+        timezone="UTC",
+    )
+    app.runtime = runtime
+    from workers.tasks import register_tasks
+
+    register_tasks(app)
+    return app
+
+
+def _transport_options(runtime: "Runtime") -> dict:
+    settings = runtime.settings
+    timeout = settings.publish_timeout_seconds
+    if settings.uses_embedded_broker:
+        folder = settings.data_dir / "broker"
+        folder.mkdir(parents=True, exist_ok=True)
+        return {"data_folder_in": str(folder), "data_folder_out": str(folder), "store_processed": False}
+    if settings.broker_url.startswith(("redis://", "rediss://")):
+        return {"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS, "socket_connect_timeout": timeout,
+                "socket_timeout": max(timeout, 5.0), "max_retries": 0}
+    return {"max_retries": 0}
+
+
+_app: Celery | None = None
+
+
+def __getattr__(name: str) -> Celery:
+    """`app` is built on first use, so importing this module reads no settings (PEP 562 module attribute)."""
+    global _app
+    if name != "app":
+        raise AttributeError(name)
+    if _app is None:
+        from ingest.runtime import Runtime
+
+        _app = Runtime.from_environment().celery
+    return _app

@@ -1,0 +1,186 @@
+"""The `crm-ingest` command line: processes (dev, web, worker, beat), database, sweeping and replay."""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from ingest.settings import ConfigError, Settings, config_path, load_settings, mask_url
+
+QUEUES = "ingest,deliver,maintenance"
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _runtime():
+    from ingest.runtime import Runtime
+
+    return Runtime(_settings())
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """crm-ingest: live-chat and lead webhooks in, deduplicated contacts and leads out."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def dev(host: str, port: int) -> None:
+    """Web, worker and beat in one process tree; writes a starter config on first run. Ctrl-C stops all."""
+    from workers.dev import run_dev
+
+    sys.exit(run_dev(host, port))
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int, help="gunicorn worker processes")
+@click.option("--threads", default=4, show_default=True, type=int, help="threads per worker process")
+def web(host: str, port: int, workers: int, threads: int) -> None:
+    """Serve webhooks and the admin API with gunicorn."""
+    from workers.web import serve
+
+    serve(host, port, workers, threads, _settings().data_dir)
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.option("--concurrency", "-c", default=2, show_default=True, type=int)
+@click.option("--queues", "-Q", default=QUEUES, show_default=True)
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+def worker(concurrency: int, queues: str, celery_args: tuple[str, ...]) -> None:
+    """A Celery worker (extra arguments go to celery, e.g. --hostname, --loglevel)."""
+    argv = ["worker", f"--concurrency={concurrency}", f"--queues={queues}", *celery_args]
+    if not any(arg.startswith(("--loglevel", "-l")) for arg in celery_args):
+        argv.append("--loglevel=INFO")
+    _runtime().celery.worker_main(argv)
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+def beat(celery_args: tuple[str, ...]) -> None:
+    """Celery beat: runs the outbox relay on its schedule. Run exactly one."""
+    _runtime().celery.start(["beat", "--loglevel=INFO", *celery_args])
+
+
+@main.command()
+def migrate() -> None:
+    """Create or upgrade the database schema (SQLite or PostgreSQL)."""
+    from ingest.db import migrate as run_migrations
+
+    settings = _settings()
+    run_migrations(settings.database_url)
+    click.echo(f"database at {mask_url(settings.database_url)} is up to date")
+
+
+@main.command()
+def sweep() -> None:
+    """Enqueue every event still waiting (broker was down, message lost, worker died)."""
+    click.echo(f"enqueued {_runtime().outbox.relay()} event(s)")
+
+
+@main.command("check-config")
+def check_config() -> None:
+    """Validate the configuration; print what is wrong and exit non-zero. Secrets are never printed."""
+    path = config_path()
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        click.echo(f"{path}: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"config file: {path}{'' if path.exists() else ' (absent: defaults)'}")
+    click.echo(f"database_url: {mask_url(settings.database_url)}")
+    click.echo(f"broker_url: {mask_url(settings.broker_url)}{' (embedded)' if settings.uses_embedded_broker else ''}")
+    click.echo(f"admin API: {'enabled' if settings.admin_token else 'closed (no admin_token)'}")
+    for source in settings.sources.values():
+        secret_part = "/<url_secret>" if source.url_secret else ""
+        click.echo(f"source {source.name}: provider {source.provider}, URL /hooks/{source.name}{secret_part}")
+    if not settings.sources:
+        click.echo("warning: no sources configured; every webhook will get 404", err=True)
+    click.echo("configuration OK")
+
+
+@main.group()
+def events() -> None:
+    """Stored events."""
+
+
+@events.command("list")
+@click.option("--status")
+@click.option("--source")
+@click.option("--provider")
+@click.option("--since", help="ISO time or a duration back from now: 30m, 2h, 7d")
+@click.option("--limit", default=50, show_default=True, type=int)
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
+def events_list(status, source, provider, since, limit, as_json) -> None:
+    from ingest.event_admin import event_summary, list_events
+
+    runtime = _runtime()
+    with runtime.sessions() as session:
+        rows = [event_summary(e) for e in list_events(session, _event_filter(status, source, provider, since), limit)]
+    for row in rows:
+        if as_json:
+            click.echo(json.dumps(row, ensure_ascii=False))
+        else:
+            reason = f"  {row['error_class']}: {row['error_message']}" if row["error_class"] else ""
+            click.echo(f"{row['id']:>8}  {row['received_at'][:19]}  {row['source']:<20} {row['status']:<10}"
+                       f" x{row['duplicate_count'] + 1}{reason}")
+
+
+@events.command("show")
+@click.argument("event_id", type=int)
+def events_show(event_id: int) -> None:
+    from ingest.event_admin import event_detail
+    from ingest.schema import Event
+
+    runtime = _runtime()
+    with runtime.sessions() as session:
+        event = session.get(Event, event_id)
+        if event is None:
+            raise click.ClickException(f"no event {event_id}")
+        click.echo(json.dumps(event_detail(event), ensure_ascii=False, indent=2))
+
+
+@main.command()
+@click.option("--event", "event_id", type=int, help="replay this one event")
+@click.option("--status", help="replay every event with this status (usually dead)")
+@click.option("--source")
+@click.option("--since", help="ISO time or a duration back from now: 30m, 2h, 7d")
+@click.option("--dry-run", is_flag=True, help="only count what would be replayed")
+def replay(event_id, status, source, since, dry_run) -> None:
+    """Re-run the current code over stored requests (idempotent: a replay never duplicates)."""
+    from ingest.event_admin import replay_events, replay_matching
+
+    runtime = _runtime()
+    if event_id is not None:
+        if dry_run:
+            click.echo(f"would replay event {event_id}")
+            return
+        replayed = replay_events(runtime, [event_id])
+        click.echo(f"replayed event {event_id}" if replayed else f"event {event_id} is not finished (or absent)")
+        return
+    if not status:
+        raise click.UsageError("give --event ID, or --status (with optional --source/--since)")
+    outcome = replay_matching(runtime, _event_filter(status, source, None, since), dry_run)
+    verb = "would replay" if dry_run else "replayed"
+    click.echo(f"{verb} {outcome['matching'] if dry_run else outcome['replayed']} of {outcome['matching']} event(s)")
+
+
+def _event_filter(status, source, provider, since):
+    from ingest.event_admin import BadFilter, EventFilter
+
+    try:
+        return EventFilter.parse(status, source, provider, since)
+    except BadFilter as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+if __name__ == "__main__":
+    main()
