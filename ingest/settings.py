@@ -51,6 +51,8 @@ class Settings(BaseModel):
 
     database_url: str = "sqlite:///var/crm-ingest.db"
     broker_url: str = EMBEDDED_BROKER_URL
+    # Prefix for every broker key (Redis), so several deployments or test runs can share one Redis server.
+    broker_key_prefix: str = ""
     admin_token: SecretStr | None = None
     data_dir: Path = Path("var")
     default_phone_region: str = "RU"

@@ -64,8 +64,11 @@ def _transport_options(runtime: "Runtime") -> dict:
         folder.mkdir(parents=True, exist_ok=True)
         return {"data_folder_in": str(folder), "data_folder_out": str(folder), "store_processed": False}
     if settings.broker_url.startswith(("redis://", "rediss://")):
-        return {"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS, "socket_connect_timeout": timeout,
-                "socket_timeout": max(timeout, 5.0), "max_retries": 0}
+        options = {"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS, "socket_connect_timeout": timeout,
+                   "socket_timeout": max(timeout, 5.0), "max_retries": 0}
+        if settings.broker_key_prefix:
+            options["global_keyprefix"] = settings.broker_key_prefix
+        return options
     return {"max_retries": 0}
 
 

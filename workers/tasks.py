@@ -14,13 +14,14 @@ log = logging.getLogger(__name__)
 def register_tasks(app: Celery) -> None:
     runtime = app.runtime
 
-    @app.task(name=PROCESS_EVENT_TASK, autoretry_for=TRANSIENT_DB_ERRORS, retry_backoff=True, retry_backoff_max=60,
+    # shared=False: a task bound to this runtime must not be copied into other Celery apps of the process.
+    @app.task(shared=False, name=PROCESS_EVENT_TASK, autoretry_for=TRANSIENT_DB_ERRORS, retry_backoff=True, retry_backoff_max=60,
               max_retries=5)
     def process_event_task(event_id: int) -> str:
         outcome = process_event(runtime.sessions, event_id, runtime.settings.max_process_attempts)
         log.info("event %s: %s", event_id, outcome)
         return outcome.value
 
-    @app.task(name=RELAY_TASK, queue=MAINTENANCE_QUEUE)
+    @app.task(shared=False, name=RELAY_TASK, queue=MAINTENANCE_QUEUE)
     def relay_outbox_task() -> int:
         return runtime.outbox.relay()

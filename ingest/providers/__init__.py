@@ -20,6 +20,10 @@ from ingest.providers.base import (
 
 PROVIDERS: dict[str, str] = {
     "generic": "ingest.providers.generic:GenericJSONProvider",
+    "jivo": "ingest.providers.jivo:JivoProvider",
+    "livechat": "ingest.providers.livechat:LiveChatProvider",
+    "rocketchat": "ingest.providers.rocketchat:RocketChatProvider",
+    "roistat": "ingest.providers.roistat:RoistatProvider",
 }
 
 __all__ = [

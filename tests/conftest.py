@@ -1,0 +1,164 @@
+"""Fixtures for the real services: PostgreSQL, Redis, the embedded default, and a running Celery worker.
+
+Tests that need a server run against it for real. Outside CI a missing server skips those tests; under CI=true it
+fails them, because a green run that tested nothing would hide a broken machine.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+
+from ingest.app import create_app
+from ingest.db import migrate
+from ingest.runtime import Runtime
+from ingest.settings import Settings, settings_from_dict
+
+PG_SERVER_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+PAYLOADS = Path(__file__).parent / "payloads"
+RUN_ID = uuid.uuid4().hex[:10]
+ADMIN_TOKEN = "admin-token-for-tests-0123456789"
+GENERIC_TOKEN = "generic-token-for-tests-0123456789"
+BASE_SOURCES: dict[str, dict[str, Any]] = {
+    "generic-main": {"provider": "generic", "token": GENERIC_TOKEN},
+    "generic-secret-url": {"provider": "generic", "url_secret": "url-secret-for-tests-0123456789"},
+}
+
+
+def require_service(name: str, host: str, port: int) -> None:
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+    except OSError as exc:
+        message = f"{name} is not reachable at {host}:{port} ({exc})"
+        if IN_CI:
+            pytest.fail(f"{message}; under CI=true this is a failure, not a skip", pytrace=False)
+        pytest.skip(message)
+
+
+def payload(relative: str) -> bytes:
+    """A sample request body from tests/payloads/."""
+    return (PAYLOADS / relative).read_bytes()
+
+
+# --- databases ----------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def postgres_schema_url() -> Iterator[str]:
+    """A private schema in the `test` database, migrated once per session, dropped afterwards."""
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    schema = f"t_{RUN_ID}"
+    admin = create_engine(PG_SERVER_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    url = f"{PG_SERVER_URL}?options=-csearch_path%3D{schema}"
+    migrate(url)
+    yield url
+    with admin.connect() as connection:
+        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+def _truncate_postgres(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        tables = connection.execute(text(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename <> 'alembic_version'"
+        )).scalars().all()
+        if tables:
+            connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> str:
+    """Each test using it runs twice: on the embedded SQLite default and on PostgreSQL."""
+    return _database_url(request, request.param, tmp_path)
+
+
+def _database_url(request, kind: str, tmp_path: Path) -> str:
+    if kind == "postgresql":
+        url = request.getfixturevalue("postgres_schema_url")
+        _truncate_postgres(url)
+        return url
+    url = f"sqlite:///{tmp_path}/crm-ingest.db"
+    migrate(url)
+    return url
+
+
+@pytest.fixture
+def redis_broker_url() -> str:
+    require_service("Redis", "127.0.0.1", 6379)
+    return REDIS_URL
+
+
+# --- settings, runtime, app ---------------------------------------------------------------------------------------
+
+@pytest.fixture
+def make_settings(tmp_path) -> Callable[..., Settings]:
+    """Settings for a test: test sources, the admin token, the test's own data dir; override anything."""
+
+    def build(database_url: str, broker_url: str = "filesystem://", sources: dict | None = None, **extra) -> Settings:
+        raw = {
+            "database_url": database_url,
+            "broker_url": broker_url,
+            "broker_key_prefix": f"test-{RUN_ID}-{uuid.uuid4().hex[:6]}:",
+            "data_dir": str(tmp_path / "var"),
+            "admin_token": ADMIN_TOKEN,
+            "sources": {**BASE_SOURCES, **(sources or {})},
+            **extra,
+        }
+        return settings_from_dict(raw, env={})
+
+    return build
+
+
+@pytest.fixture
+def runtime(database_url, make_settings) -> Iterator[Runtime]:
+    """The embedded broker on SQLite and PostgreSQL; see `production_runtime` for PostgreSQL + Redis."""
+    rt = Runtime(make_settings(database_url))
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def production_runtime(postgres_schema_url, redis_broker_url, make_settings) -> Iterator[Runtime]:
+    _truncate_postgres(postgres_schema_url)
+    rt = Runtime(make_settings(postgres_schema_url, redis_broker_url))
+    yield rt
+    rt.close()
+
+
+class BufferedClient(FlaskClient):
+    """Buffers and closes every response as a real server does, so after-response work (the publish) runs."""
+
+    def open(self, *args, buffered: bool = True, **kwargs):
+        return super().open(*args, buffered=buffered, **kwargs)
+
+
+def make_client(runtime: Runtime) -> FlaskClient:
+    app = create_app(runtime)
+    app.test_client_class = BufferedClient
+    return app.test_client()
+
+
+@pytest.fixture
+def client(runtime):
+    return make_client(runtime)
+
+
+@pytest.fixture
+def admin_headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@pytest.fixture
+def generic_headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {GENERIC_TOKEN}", "Content-Type": "application/json"}
