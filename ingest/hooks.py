@@ -83,7 +83,7 @@ def _accept(runtime: Runtime, source: SourceSettings, provider: Provider) -> tup
         log.error("source %s: cannot store the request, asking the provider to retry: %s", source.name, exc)
         raise ApiError(503, "database_unavailable", "the request could not be stored; retry later",
                        {"Retry-After": DATABASE_RETRY_AFTER_SECONDS}) from None
-    reply = _reply(provider, ReplyContext(stored, raw, source, runtime.sessions))
+    reply = _reply(provider, ReplyContext(stored, raw, source, runtime.sessions, runtime.settings))
     return reply, (None if stored.is_duplicate else stored.id)
 
 

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ingest.events import StoredEvent
 from ingest.providers.base import RawRequest
-from ingest.settings import SourceSettings
+from ingest.settings import Settings, SourceSettings
 
 
 @dataclass(frozen=True)
@@ -16,3 +16,4 @@ class ReplyContext:
     request: RawRequest
     source: SourceSettings
     sessions: sessionmaker[Session]
+    settings: Settings
