@@ -109,7 +109,7 @@ def begin_attempt(session: Session, event_id: int, max_attempts: int) -> int | N
         return None
     attempt = result[0]
     if attempt > max_attempts:
-        finish(session, event_id, attempt, EventStatus.DEAD, error_class="crashed",
+        finish(session, event_id, attempt, EventStatus.DEAD, error_class="attempts_exhausted",
                error_message=f"processing was interrupted {attempt - 1} times (worker killed or timed out)")
         return None
     return attempt

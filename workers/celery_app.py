@@ -61,8 +61,11 @@ def _transport_options(runtime: "Runtime") -> dict:
     timeout = settings.publish_timeout_seconds
     if settings.uses_embedded_broker:
         folder = settings.data_dir / "broker"
+        control = settings.data_dir / "broker-control"  # kombu's default is ./control in the working directory
         folder.mkdir(parents=True, exist_ok=True)
-        return {"data_folder_in": str(folder), "data_folder_out": str(folder), "store_processed": False}
+        control.mkdir(parents=True, exist_ok=True)
+        return {"data_folder_in": str(folder), "data_folder_out": str(folder), "control_folder": str(control),
+                "store_processed": False}
     if settings.broker_url.startswith(("redis://", "rediss://")):
         options = {"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS, "socket_connect_timeout": timeout,
                    "socket_timeout": max(timeout, 5.0), "max_retries": 0}

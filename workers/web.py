@@ -7,6 +7,9 @@ from pathlib import Path
 
 from gunicorn.app.base import BaseApplication
 
+# gunicorn's default line without the query string: Roistat sends its credential (`token`) as a query parameter.
+ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(f)s" "%(a)s"'
+
 
 class GunicornServer(BaseApplication):
     def __init__(self, options: dict):
@@ -50,6 +53,7 @@ def serve(host: str, port: int, workers: int, threads: int, data_dir: Path) -> N
         "graceful_timeout": 20,
         "keepalive": 5,
         "accesslog": "-",
+        "access_log_format": ACCESS_LOG_FORMAT,
         "child_exit": _child_exit,
         "control_socket_disable": True,  # one per host by default: two servers on a machine would clash
     }).run()

@@ -1,0 +1,159 @@
+"""The `crm-ingest` command line, run as a user runs it: a real process, a config file, a real database."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.support.waiting import wait_until
+
+TOKEN = "cli-generic-token-0123456789"
+
+
+def cli(workdir, *args, timeout=60):
+    env = {**os.environ, "CRM_INGEST_CONFIG": str(workdir / "crm-ingest.toml")}
+    for var in ("DATABASE_URL", "BROKER_URL", "CRM_INGEST_ADMIN_TOKEN"):
+        env.pop(var, None)
+    return subprocess.run([sys.executable, "-m", "workers.cli", *args], cwd=workdir, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    (tmp_path / "crm-ingest.toml").write_text(
+        f'admin_token = "admin-0123456789"\n[sources.g]\nprovider = "generic"\ntoken = "{TOKEN}"\n')
+    assert cli(tmp_path, "migrate").returncode == 0
+    return tmp_path
+
+
+def store_requests(workdir, *bodies: bytes) -> None:
+    """Requests through the real app (in this process) into the CLI's SQLite database."""
+    from ingest.app import create_app
+    from ingest.runtime import Runtime
+    from ingest.settings import load_settings
+
+    cwd = os.getcwd()
+    os.chdir(workdir)
+    try:
+        runtime = Runtime(load_settings(workdir / "crm-ingest.toml", env={}))
+        client = create_app(runtime).test_client()
+        for body in bodies:
+            client.post("/hooks/g", data=body, headers={"Authorization": f"Bearer {TOKEN}"}, buffered=True)
+        from crm_sync.pipeline import process_event
+
+        for event_id in range(1, len(bodies) + 1):
+            process_event(runtime.sessions, event_id)
+        runtime.close()
+    finally:
+        os.chdir(cwd)
+
+
+def test_migrate_reports_success_without_the_password(workdir):
+    result = cli(workdir, "migrate")
+    assert result.returncode == 0
+    assert "is up to date" in result.stdout
+
+
+def test_events_list_shows_status_and_reason(workdir):
+    store_requests(workdir, b'{"email": "a@example.com"}', b"broken")
+    result = cli(workdir, "events", "list")
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert "dead" in lines[0] and "parse_error" in lines[0]
+    assert "processed" in lines[1]
+
+
+def test_events_list_as_json_lines_filters_by_status(workdir):
+    store_requests(workdir, b'{"email": "a@example.com"}', b"broken")
+    rows = [json.loads(line) for line in cli(workdir, "events", "list", "--status", "dead", "--json").stdout.splitlines()]
+    assert [row["id"] for row in rows] == [2]
+
+
+def test_events_show_prints_the_stored_request(workdir):
+    store_requests(workdir, b'{"email": "a@example.com"}')
+    shown = json.loads(cli(workdir, "events", "show", "1").stdout)
+    assert shown["request"]["body"] == '{"email": "a@example.com"}'
+    missing = cli(workdir, "events", "show", "99")
+    assert missing.returncode != 0 and "no event 99" in missing.stderr
+
+
+def test_replay_dry_run_counts_and_changes_nothing(workdir):
+    store_requests(workdir, b"broken 1", b"broken 2")
+    result = cli(workdir, "replay", "--status", "dead", "--dry-run")
+    assert "would replay 2 of 2" in result.stdout
+    assert "dead" in cli(workdir, "events", "list", "--status", "dead").stdout
+
+
+def test_replay_by_status_puts_events_back_in_the_queue(workdir):
+    store_requests(workdir, b"broken 1", b"broken 2")
+    assert "replayed 2 of 2" in cli(workdir, "replay", "--status", "dead").stdout
+    assert cli(workdir, "events", "list", "--status", "dead").stdout == ""
+
+
+def test_replay_needs_an_event_or_a_status(workdir):
+    result = cli(workdir, "replay")
+    assert result.returncode == 2
+    assert "--event ID, or --status" in result.stderr
+
+
+def test_sweep_enqueues_events_whose_publish_failed(workdir):
+    from sqlalchemy import create_engine, text
+
+    store_requests(workdir, b"{}")
+    engine = create_engine(f"sqlite:///{workdir}/var/crm-ingest.db")
+    with engine.begin() as connection:  # as the web process leaves it when the broker refused the publish
+        connection.execute(text("UPDATE events SET status = 'received', enqueued_at = NULL"))
+    engine.dispose()
+    assert "enqueued 1 event(s)" in cli(workdir, "sweep").stdout
+    assert "enqueued 0 event(s)" in cli(workdir, "sweep").stdout
+
+
+@pytest.mark.timeout(120)
+def test_dev_writes_a_starter_config_serves_webhooks_and_stops_everything_on_ctrl_c(tmp_path):
+    port = 18765 + os.getpid() % 1000
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "BROKER_URL", "CRM_INGEST_CONFIG")}
+    process = subprocess.Popen([sys.executable, "-m", "workers.cli", "dev", "--port", str(port)], cwd=tmp_path,
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        wait_until(lambda: lines.append(process.stdout.readline()) or "generic-main" in lines[-1], timeout=60,
+                   what="the setup instructions")
+        token = lines[-1].rsplit("Bearer ", 1)[1].strip()
+        assert (tmp_path / "crm-ingest.toml").exists()
+        base = f"http://127.0.0.1:{port}"
+        wait_until(lambda: _up(base), timeout=60, what="the web server")
+        response = httpx.post(f"{base}/hooks/generic-main", content=b'{"email": "dev@example.com"}',
+                              headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 200
+        admin_token = _admin_token(tmp_path / "crm-ingest.toml")
+        wait_until(lambda: _status(base, admin_token) == "processed", timeout=60, what="the worker to process it")
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+    time.sleep(0.5)
+    survivors = subprocess.run(["pgrep", "-f", f"workers.cli.*{port}"], capture_output=True, text=True).stdout
+    assert survivors.strip() == ""
+
+
+def _up(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _status(base: str, admin_token: str) -> str | None:
+    events = httpx.get(f"{base}/api/events", headers={"Authorization": f"Bearer {admin_token}"}).json()["events"]
+    return events[0]["status"] if events else None
+
+
+def _admin_token(path) -> str:
+    import tomllib
+
+    return tomllib.loads(path.read_text())["admin_token"]

@@ -1,0 +1,130 @@
+"""At-least-once delivery to the workers and exactly-once effect: broker outages, lost messages, killed workers."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+
+import pytest
+from sqlalchemy import select
+
+from crm_sync.pipeline import process_event
+from ingest.runtime import Runtime
+from ingest.schema import Event
+from tests.conftest import GENERIC_TOKEN, make_client
+from tests.support.waiting import wait_until
+from tests.support.workers import running_worker, start_worker_process, write_config
+
+DEAD_BROKER = "redis://127.0.0.1:1/0"
+SLOW_SOURCE = {"slow": {"provider": "tests.support.slow_provider:SlowProvider", "token": GENERIC_TOKEN}}
+HEADERS = {"Authorization": f"Bearer {GENERIC_TOKEN}", "Content-Type": "application/json"}
+
+
+def event_row(runtime, event_id: int = 1) -> Event:
+    with runtime.sessions() as session:
+        return session.get(Event, event_id)
+
+
+def test_an_event_reaches_a_real_worker_through_the_embedded_broker(runtime, client):
+    client.post("/hooks/generic-main", data=b'{"email": "a@example.com"}', headers=HEADERS)
+    with running_worker(runtime):
+        wait_until(lambda: event_row(runtime).status == "processed", what="processing")
+
+
+def test_events_reach_a_real_worker_through_redis(production_runtime):
+    client = make_client(production_runtime)
+    for n in range(5):
+        client.post("/hooks/generic-main", data=json.dumps({"n": n}).encode(), headers=HEADERS)
+    with running_worker(production_runtime):
+        wait_until(lambda: all(event_row(production_runtime, i).status == "processed" for i in range(1, 6)),
+                   what="five events processed")
+
+
+def test_broker_down_at_ingest_still_acknowledges_and_the_relay_delivers_later(
+        postgres_schema_url, redis_broker_url, make_settings):
+    from tests.conftest import _truncate_postgres
+
+    _truncate_postgres(postgres_schema_url)
+    down = Runtime(make_settings(postgres_schema_url, DEAD_BROKER))
+    response = make_client(down).post("/hooks/generic-main", data=b'{"email": "a@example.com"}', headers=HEADERS)
+    assert response.status_code == 200
+    assert event_row(down).status == "received"
+    assert event_row(down).enqueued_at is None, "a failed publish leaves the event as the relay's first pick"
+    down.close()
+
+    back = Runtime(make_settings(postgres_schema_url, redis_broker_url))
+    with running_worker(back):
+        assert back.outbox.relay() == 1
+        wait_until(lambda: event_row(back).status == "processed", what="processing after the broker came back")
+    assert event_row(back).attempts == 1
+    back.close()
+
+
+def test_relay_skips_events_enqueued_recently_and_requeues_stale_ones(database_url, make_settings):
+    runtime = Runtime(make_settings(database_url, requeue_after_seconds=3600))
+    make_client(runtime).post("/hooks/generic-main", data=b"{}", headers=HEADERS)
+    assert runtime.outbox.relay() == 0, "a fresh enqueue is not repeated"
+    runtime.close()
+    stale = Runtime(make_settings(database_url, requeue_after_seconds=0.001))
+    assert stale.outbox.relay() == 1, "a message that never got processed is enqueued again"
+    stale.close()
+
+
+def test_processing_twice_has_the_effect_of_once(runtime, client, generic_headers):
+    client.post("/hooks/generic-main", data=b'{"email": "a@example.com"}', headers=generic_headers)
+    assert process_event(runtime.sessions, 1) == "processed"
+    first = event_row(runtime)
+    assert process_event(runtime.sessions, 1) == "skipped"
+    again = event_row(runtime)
+    assert (again.status, again.attempts, again.result) == ("processed", 1, first.result)
+
+
+def test_an_event_that_keeps_killing_workers_goes_dead_instead_of_looping(database_url, make_settings):
+    runtime = Runtime(make_settings(database_url, max_process_attempts=2))
+    make_client(runtime).post("/hooks/generic-main", data=b"{}", headers=HEADERS)
+    from ingest.db import transaction
+    from ingest.events import begin_attempt
+
+    for _ in range(2):  # two attempts that "died" after claiming the event
+        with transaction(runtime.sessions) as session:
+            begin_attempt(session, 1, max_attempts=2)
+    assert process_event(runtime.sessions, 1, max_attempts=2) == "skipped"
+    event = event_row(runtime)
+    assert (event.status, event.error_class) == ("dead", "attempts_exhausted")
+    runtime.close()
+
+
+@pytest.mark.timeout(180)
+def test_worker_killed_mid_task_still_processes_the_event_once(postgres_schema_url, redis_broker_url, make_settings,
+                                                               tmp_path):
+    from tests.conftest import _truncate_postgres
+
+    _truncate_postgres(postgres_schema_url)
+    runtime = Runtime(make_settings(postgres_schema_url, redis_broker_url, sources=SLOW_SOURCE,
+                                    requeue_after_seconds=1))
+    config = write_config(runtime, tmp_path / "worker.toml")
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    body = json.dumps({"marker_dir": str(markers), "email": "killed@example.com"}).encode()
+    assert make_client(runtime).post("/hooks/slow", data=body, headers=HEADERS).status_code == 200
+
+    first = start_worker_process(config, log_path=tmp_path / "worker1.log")
+    wait_until(lambda: (markers / "started").exists(), timeout=60, what="the first worker to start parsing")
+    os.killpg(first.pid, signal.SIGKILL)  # the main process and its pool child, no chance to ack or clean up
+    first.wait(timeout=10)
+    assert event_row(runtime).status == "processing"
+
+    (markers / "release").touch()
+    second = start_worker_process(config, log_path=tmp_path / "worker2.log")
+    try:
+        wait_until(lambda: runtime.outbox.relay() or event_row(runtime).status == "processed", timeout=60,
+                   what="the relay to re-enqueue the orphaned event")
+        wait_until(lambda: event_row(runtime).status == "processed", timeout=60, what="the second worker")
+    finally:
+        os.killpg(second.pid, signal.SIGTERM)
+        second.wait(timeout=30)
+    event = event_row(runtime)
+    assert event.attempts == 2
+    assert len(event.result["records"]) == 1
+    runtime.close()

@@ -1,0 +1,75 @@
+"""Raw requests are stored byte-exact, with credentials left out, and deduplicated race-free."""
+from __future__ import annotations
+
+import threading
+from urllib.parse import quote
+
+import pytest
+from sqlalchemy import select
+
+from ingest.schema import Event
+from tests.conftest import make_client
+
+
+def stored(runtime) -> list[Event]:
+    with runtime.sessions() as session:
+        return list(session.scalars(select(Event).order_by(Event.id)))
+
+
+@pytest.mark.parametrize("body", [
+    bytes(range(256)),                                   # binary, every byte value
+    "Привет, мир! — «ёлка»".encode("cp1251"),            # non-UTF-8 text
+    b"",                                                 # empty
+    b'{"name": "\xd0\x98\xd0\xb2\xd0\xb0\xd0\xbd"}\n  ',  # UTF-8 JSON with trailing whitespace
+], ids=["binary", "cp1251", "empty", "utf8-json"])
+def test_body_is_stored_byte_exact(client, runtime, generic_headers, body):
+    assert client.post("/hooks/generic-main", data=body, headers=generic_headers).status_code == 200
+    assert stored(runtime)[0].body == body
+
+
+def test_form_encoded_body_is_stored_as_sent_not_as_parsed(client, runtime, generic_headers):
+    body = f"name={quote('Иван Петров')}&phone=%2B7+916+123-45-67&a=1&a=2".encode()
+    headers = {**generic_headers, "Content-Type": "application/x-www-form-urlencoded"}
+    assert client.post("/hooks/generic-main", data=body, headers=headers).status_code == 200
+    event = stored(runtime)[0]
+    assert event.body == body
+    assert event.content_type == "application/x-www-form-urlencoded"
+
+
+def test_method_path_query_and_headers_are_stored(client, runtime, generic_headers):
+    query = "user=roistat&title=%D0%97%D0%B2%D0%BE%D0%BD%D0%BE%D0%BA+%D0%BE%D1%82&x="
+    headers = {**generic_headers, "X-Request-Trace": "trace-1"}
+    client.get(f"/hooks/generic-main?{query}", headers=headers)
+    event = stored(runtime)[0]
+    assert (event.method, event.path, event.query_string) == ("GET", "/hooks/generic-main", query)
+    assert event.headers["X-Request-Trace"] == "trace-1"
+
+
+def test_credential_headers_are_never_stored(client, runtime):
+    headers = {"X-Webhook-Token": "generic-token-for-tests-0123456789", "Cookie": "session=1",
+               "Content-Type": "application/json"}
+    client.post("/hooks/generic-main", data=b"{}", headers=headers)
+    names = {name.lower() for name in stored(runtime)[0].headers}
+    assert "x-webhook-token" not in names and "cookie" not in names and "authorization" not in names
+
+
+def test_fifty_concurrent_identical_deliveries_store_exactly_one_event(runtime, generic_headers):
+    """Each thread has its own client and database connection; the unique index decides, not luck."""
+    body = b'{"email": "race@example.com"}'
+    start = threading.Barrier(50)
+    statuses: list[int] = []
+
+    def deliver():
+        client = make_client(runtime)
+        start.wait()
+        statuses.append(client.post("/hooks/generic-main", data=body, headers=generic_headers).status_code)
+
+    threads = [threading.Thread(target=deliver) for _ in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [200] * 50
+    events = stored(runtime)
+    assert len(events) == 1
+    assert events[0].duplicate_count == 49

@@ -1,0 +1,101 @@
+"""Configuration: one TOML file, ${VAR} expansion, environment overrides, clear errors, no secret ever printed."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from ingest.settings import ConfigError, load_settings, settings_from_dict
+
+SECRET = "super-secret-token-0123456789"
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "crm-ingest.toml"
+    path.write_text(text)
+    return path
+
+
+def test_no_config_file_means_the_embedded_default(tmp_path):
+    settings = load_settings(tmp_path / "absent.toml", env={})
+    assert settings.database_url == "sqlite:///var/crm-ingest.db"
+    assert settings.uses_embedded_broker
+    assert settings.admin_token is None
+
+
+def test_variables_expand_from_the_environment(tmp_path):
+    path = write(tmp_path, 'admin_token = "${TOKEN}"\n[sources.g]\nprovider = "generic"\ntoken = "x-${TOKEN}"\n')
+    settings = load_settings(path, env={"TOKEN": SECRET})
+    assert settings.admin_token.get_secret_value() == SECRET
+    assert settings.sources["g"].token.get_secret_value() == f"x-{SECRET}"
+
+
+def test_an_unset_variable_is_an_error_not_an_empty_string(tmp_path):
+    path = write(tmp_path, 'admin_token = "${NOT_SET}"\n')
+    with pytest.raises(ConfigError, match="NOT_SET is not set"):
+        load_settings(path, env={})
+
+
+def test_environment_overrides_the_file(tmp_path):
+    path = write(tmp_path, 'database_url = "sqlite:///file.db"\nbroker_url = "redis://file"\nadmin_token = "file"\n')
+    env = {"DATABASE_URL": "postgresql+psycopg://env/db", "BROKER_URL": "redis://env:6379/0",
+           "CRM_INGEST_ADMIN_TOKEN": "env-token"}
+    settings = load_settings(path, env=env)
+    assert (settings.database_url, settings.broker_url) == ("postgresql+psycopg://env/db", "redis://env:6379/0")
+    assert settings.admin_token.get_secret_value() == "env-token"
+
+
+def test_every_problem_is_reported_at_once_with_its_place():
+    raw = {"max_body_bytes": -1, "colour": "blue", "sources": {
+        "a": {"provider": "nope"}, "b": {"provider": "generic"}, "c": {"provider": "generic", "token": "t", "tokn": 1},
+    }}
+    with pytest.raises(ConfigError) as caught:
+        settings_from_dict(raw, env={})
+    text = str(caught.value)
+    for place in ("max_body_bytes", "colour", "sources.a.provider", "sources.b", "sources.c.tokn"):
+        assert place in text
+
+
+def test_a_source_without_credentials_is_rejected_so_nothing_is_open():
+    with pytest.raises(ConfigError, match="needs token or url_secret"):
+        settings_from_dict({"sources": {"g": {"provider": "generic"}}}, env={})
+
+
+def test_a_short_url_secret_is_rejected():
+    with pytest.raises(ConfigError, match="at least 16"):
+        settings_from_dict({"sources": {"g": {"provider": "generic", "url_secret": "short"}}}, env={})
+
+
+def test_a_source_name_must_be_url_safe():
+    with pytest.raises(ConfigError, match="letters, digits"):
+        settings_from_dict({"sources": {"a/b": {"provider": "generic", "token": "t"}}}, env={})
+
+
+def test_invalid_toml_names_the_file(tmp_path):
+    path = write(tmp_path, "this is = = not toml")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(path, env={})
+
+
+def run_cli(tmp_path, *args, env_extra=None):
+    env = {"PATH": "/usr/bin:/bin", "CRM_INGEST_CONFIG": str(tmp_path / "crm-ingest.toml"), **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "workers.cli", *args], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_check_config_prints_problems_and_exits_non_zero(tmp_path):
+    write(tmp_path, '[sources.g]\nprovider = "generic"\ntokn = "x"\n')
+    result = run_cli(tmp_path, "check-config")
+    assert result.returncode == 1
+    assert "sources.g.tokn: unknown key" in result.stderr
+
+
+def test_check_config_accepts_a_good_file_and_never_prints_secrets(tmp_path):
+    write(tmp_path, f'admin_token = "{SECRET}"\ndatabase_url = "postgresql+psycopg://u:{SECRET}@db/x"\n'
+                    f'[sources.g]\nprovider = "generic"\ntoken = "{SECRET}"\nurl_secret = "{SECRET}"\n')
+    result = run_cli(tmp_path, "check-config")
+    assert result.returncode == 0, result.stderr
+    assert "configuration OK" in result.stdout
+    assert SECRET not in result.stdout + result.stderr
+    assert "/hooks/g/<url_secret>" in result.stdout
