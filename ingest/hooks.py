@@ -22,6 +22,7 @@ from ingest.settings import SourceSettings
 
 DATABASE_RETRY_AFTER_SECONDS = "30"
 MAX_DEDUP_KEY_LENGTH = 255
+REDACTED = "<url_secret>"
 
 log = logging.getLogger(__name__)
 hooks = Blueprint("hooks", __name__)
@@ -67,7 +68,7 @@ def _accept(runtime: Runtime, source: SourceSettings, provider: Provider) -> tup
     if request.method not in provider.methods:
         raise ApiError(405, "method_not_allowed",
                        f"{provider.name} webhooks use {', '.join(sorted(provider.methods))}, not {request.method}")
-    raw = _raw_request()
+    raw = _raw_request(source)
     try:
         provider.authenticate(raw, source)
     except AuthenticationFailed as exc:
@@ -87,7 +88,7 @@ def _accept(runtime: Runtime, source: SourceSettings, provider: Provider) -> tup
     return reply, (None if stored.is_duplicate else stored.id)
 
 
-def _raw_request() -> RawRequest:
+def _raw_request(source: SourceSettings) -> RawRequest:
     query = request.query_string
     try:
         query_text = query.decode("utf-8")
@@ -95,7 +96,8 @@ def _raw_request() -> RawRequest:
         query_text = query.decode("latin-1")
     return RawRequest(
         method=request.method,
-        path=request.path,
+        # The URL secret is a credential: it is never stored, so the admin API cannot show it.
+        path=f"/hooks/{source.name}/{REDACTED}" if source.url_secret else request.path,
         query_string=query_text,
         headers={name: value for name, value in request.headers.items()},
         body=request.get_data(cache=True),  # raises 413 past MAX_CONTENT_LENGTH

@@ -73,3 +73,11 @@ def test_fifty_concurrent_identical_deliveries_store_exactly_one_event(runtime, 
     events = stored(runtime)
     assert len(events) == 1
     assert events[0].duplicate_count == 49
+
+
+def test_the_url_secret_is_never_stored(client, runtime):
+    secret = "url-secret-for-tests-0123456789"
+    client.post(f"/hooks/generic-secret-url/{secret}", data=b"{}", content_type="application/json")
+    event = stored(runtime)[0]
+    assert event.path == "/hooks/generic-secret-url/<url_secret>"
+    assert secret not in repr(event.headers)
