@@ -6,6 +6,8 @@ without a broker. Every path ends the event `processed`, `ignored` or `dead` wit
 from __future__ import annotations
 
 import logging
+import random
+import time
 import traceback
 from enum import StrEnum
 
@@ -14,7 +16,9 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import InterfaceError
 from sqlalchemy.orm import Session, sessionmaker
 
+from crm_sync.identity import Origin
 from crm_sync.model import CanonicalRecord
+from crm_sync.store import StoreOptions, apply_event
 from ingest.db import transaction
 from ingest.events import begin_attempt, finish, hold, raw_request_of
 from ingest.providers import IgnoreEvent, ParseError, UnknownProvider, get_provider
@@ -22,6 +26,9 @@ from ingest.schema import Event, EventStatus
 
 log = logging.getLogger(__name__)
 TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError)
+# PostgreSQL's "try again" answers: deadlock, serialization failure, a NOWAIT lock held by another transaction.
+CONFLICT_SQLSTATES = frozenset({"40P01", "40001", "55P03"})
+CONFLICT_RETRIES = 8
 
 
 class Outcome(StrEnum):
@@ -31,20 +38,19 @@ class Outcome(StrEnum):
     SKIPPED = "skipped"  # already finished, or another attempt holds it
 
 
-def process_event(sessions: sessionmaker[Session], event_id: int, max_attempts: int = 5) -> Outcome:
+def process_event(sessions: sessionmaker[Session], event_id: int, max_attempts: int = 5,
+                  options: StoreOptions | None = None) -> Outcome:
     """Process one stored event exactly once in effect, however often and concurrently it is called.
 
     A transient database error propagates (the caller retries); anything else finishes the event.
     """
+    options = options or StoreOptions()
     with transaction(sessions) as session:
         attempt = begin_attempt(session, event_id, max_attempts)
     if attempt is None:
         return Outcome.SKIPPED
     try:
-        with transaction(sessions) as session:
-            if not hold(session, event_id, attempt):
-                return Outcome.SKIPPED
-            return _process_held(session, session.get(Event, event_id), attempt)
+        return _run_attempt(sessions, event_id, attempt, options)
     except TRANSIENT_DB_ERRORS:
         raise
     except Exception as exc:  # a bug: keep the reason, make it replayable after the fix
@@ -55,7 +61,25 @@ def process_event(sessions: sessionmaker[Session], event_id: int, max_attempts: 
         return Outcome.DEAD
 
 
-def _process_held(session: Session, event: Event, attempt: int) -> Outcome:
+def _run_attempt(sessions: sessionmaker[Session], event_id: int, attempt: int, options: StoreOptions) -> Outcome:
+    """The processing transaction; rerun at once when PostgreSQL reports a conflict with a concurrent event."""
+    tries = 0
+    while True:
+        tries += 1
+        try:
+            with transaction(sessions) as session:
+                if not hold(session, event_id, attempt):
+                    return Outcome.SKIPPED
+                return _process_held(session, session.get(Event, event_id), attempt, options)
+        except OperationalError as exc:
+            sqlstate = getattr(exc.orig, "sqlstate", None)
+            if tries >= CONFLICT_RETRIES or sqlstate not in CONFLICT_SQLSTATES:
+                raise
+            log.info("event %s: conflict with a concurrent event (%s), retrying", event_id, sqlstate)
+            time.sleep(random.uniform(0, 0.01 * tries))  # jitter, so the same two do not collide again
+
+
+def _process_held(session: Session, event: Event, attempt: int, options: StoreOptions) -> Outcome:
     try:
         records = get_provider(event.provider).parse(raw_request_of(event))
     except UnknownProvider as exc:
@@ -64,14 +88,16 @@ def _process_held(session: Session, event: Event, attempt: int) -> Outcome:
         return _end(session, event, attempt, EventStatus.DEAD, "parse_error", str(exc))
     except IgnoreEvent as exc:
         return _end(session, event, attempt, EventStatus.IGNORED, "ignored", str(exc))
-    result = apply_records(session, event, records)
+    result = apply_records(session, event, records, options)
     finish(session, event.id, attempt, EventStatus.PROCESSED, result=result)
     return Outcome.PROCESSED
 
 
-def apply_records(session: Session, event: Event, records: list[CanonicalRecord]) -> dict:
-    """What the event produced, kept on the event for `GET /api/events/<id>`."""
-    return {"records": [record.model_dump(mode="json", exclude_defaults=True) for record in records]}
+def apply_records(session: Session, event: Event, records: list[CanonicalRecord], options: StoreOptions) -> dict:
+    """Resolve the people and record the interactions; what the event produced is kept on it for the admin API."""
+    origin = Origin(event_id=event.id, source=event.source, provider=event.provider, received_at=event.received_at)
+    produced = apply_event(session, origin, records, options)
+    return {"records": [record.model_dump(mode="json", exclude_defaults=True) for record in records], **produced}
 
 
 def _end(session: Session, event: Event, attempt: int, status: EventStatus, error_class: str, message: str) -> Outcome:

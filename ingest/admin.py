@@ -21,7 +21,7 @@ def _runtime() -> Runtime:
 
 
 @admin.before_request
-def _require_admin_token():
+def require_admin_token():
     token = _runtime().settings.admin_token
     if token is None:
         raise ApiError(403, "admin_disabled", "the admin API is closed: set admin_token or CRM_INGEST_ADMIN_TOKEN")

@@ -6,6 +6,7 @@ import logging
 from flask import Flask, Response, jsonify
 
 from ingest.admin import admin
+from ingest.contacts_api import contacts_api
 from ingest.db import ping
 from ingest.errors import error_response, register_error_handlers
 from ingest.hooks import hooks
@@ -25,6 +26,7 @@ def create_app(runtime: Runtime | None = None) -> Flask:
     register_error_handlers(app)
     app.register_blueprint(hooks)
     app.register_blueprint(admin)
+    app.register_blueprint(contacts_api)
 
     @app.get("/healthz")
     def healthz():

@@ -9,9 +9,11 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from crm_sync.destinations.base import DestinationSettings
 
 CONFIG_ENV = "CRM_INGEST_CONFIG"
 DEFAULT_CONFIG_PATH = "crm-ingest.toml"
@@ -46,6 +48,26 @@ class SourceSettings(BaseModel):
         return value
 
 
+class EmailMatching(BaseModel):
+    """How two written emails are recognised as one mailbox (the contact store's matching key).
+
+    The domain is always case-folded and IDNA-normalised (email-validator). Everything else here is a choice: mail
+    systems in practice ignore the local part's case, while `+tags` and dots are only stripped when asked for.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fold_local_part_case: bool = True
+    strip_plus_tags: bool = False
+    # Domains whose mailboxes ignore dots in the local part, e.g. ["gmail.com", "googlemail.com"].
+    dotless_domains: list[str] = Field(default_factory=list)
+
+    @field_validator("dotless_domains")
+    @classmethod
+    def _lowercase_domains(cls, value: list[str]) -> list[str]:
+        return [domain.strip().lower() for domain in value if domain.strip()]
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -56,6 +78,9 @@ class Settings(BaseModel):
     admin_token: SecretStr | None = None
     data_dir: Path = Path("var")
     default_phone_region: str = "RU"
+    # Which of a contact's values is shown first: the first ever seen, or the most recently seen. None is discarded.
+    primary_policy: Literal["keep_first", "prefer_newest"] = "keep_first"
+    email_matching: EmailMatching = Field(default_factory=EmailMatching)
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     # An event still waiting this long after its last enqueue is enqueued again by the relay (lost message, dead worker).
     requeue_after_seconds: float = Field(default=60.0, gt=0)
@@ -64,7 +89,7 @@ class Settings(BaseModel):
     publish_timeout_seconds: float = Field(default=1.0, gt=0)
     max_process_attempts: int = Field(default=5, ge=1)
     sources: dict[str, SourceSettings] = Field(default_factory=dict)
-    destinations: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    destinations: dict[str, DestinationSettings] = Field(default_factory=dict)
 
     @field_validator("default_phone_region")
     @classmethod
@@ -79,6 +104,9 @@ class Settings(BaseModel):
 
     def source(self, name: str) -> SourceSettings | None:
         return self.sources.get(name)
+
+    def destination(self, name: str) -> DestinationSettings | None:
+        return self.destinations.get(name)
 
 
 def expand_env(value: Any, env: Mapping[str, str], where: str, problems: list[str]) -> Any:
@@ -124,14 +152,15 @@ def settings_from_dict(raw: dict[str, Any], env: Mapping[str, str] | None = None
         if env.get(var):
             data[key] = env[var]
     sources = _validate_sources(data.pop("sources", {}) or {}, problems)
+    destinations = _validate_destinations(data.pop("destinations", {}) or {}, problems)
     try:
-        settings = Settings(**data, sources={})
+        settings = Settings(**data, sources={}, destinations={})
     except ValidationError as exc:
         problems.extend(_describe(exc, ""))
         settings = None
     if problems:
         raise ConfigError(problems)
-    return settings.model_copy(update={"sources": sources})
+    return settings.model_copy(update={"sources": sources, "destinations": destinations})
 
 
 def _validate_sources(raw_sources: Any, problems: list[str]) -> dict[str, SourceSettings]:
@@ -159,6 +188,41 @@ def _validate_sources(raw_sources: Any, problems: list[str]) -> dict[str, Source
         except ValidationError as exc:
             problems.extend(_describe(exc, where))
     return sources
+
+
+def _validate_destinations(raw: Any, problems: list[str]) -> dict[str, DestinationSettings]:
+    """Each `[destinations.<name>]` against its CRM module's settings model, like sources against providers."""
+    from crm_sync.destinations import DESTINATIONS, UnknownDestination, get_destination_class
+
+    if not isinstance(raw, dict):
+        problems.append("destinations: must be a table of [destinations.<name>] sections")
+        return {}
+    destinations: dict[str, DestinationSettings] = {}
+    for name, fields in raw.items():
+        where = f"destinations.{name}"
+        if not _SOURCE_NAME.match(name):
+            problems.append(f"{where}: a destination name may hold letters, digits, '.', '_' and '-'")
+            continue
+        if not isinstance(fields, dict) or not fields.get("kind"):
+            problems.append(f"{where}: needs kind = \"<{'|'.join(sorted(DESTINATIONS))}>\"")
+            continue
+        if "name" in fields:
+            problems.append(f"{where}.name: unknown key (the section's name is the destination's name)")
+            continue
+        try:
+            model = get_destination_class(fields["kind"]).settings_model
+        except UnknownDestination as exc:
+            problems.append(f"{where}.kind: {exc}")
+            continue
+        try:
+            destinations[name] = model(name=name, **fields)
+        except ValidationError as exc:
+            problems.extend(_describe(exc, where))
+    primary = [name for name, destination in destinations.items() if destination.primary]
+    if len(primary) > 1:
+        problems.append(f"destinations: only one destination may be primary (its record is Jivo's crm_link); "
+                        f"primary = true in {', '.join(f'destinations.{n}' for n in primary)}")
+    return destinations
 
 
 def _known_providers() -> list[str]:

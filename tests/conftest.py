@@ -66,7 +66,7 @@ def postgres_schema_url() -> Iterator[str]:
     admin.dispose()
 
 
-def _truncate_postgres(url: str) -> None:
+def truncate_postgres(url: str) -> None:
     engine = create_engine(url)
     with engine.begin() as connection:
         tables = connection.execute(text(
@@ -86,7 +86,7 @@ def database_url(request, tmp_path) -> str:
 def _database_url(request, kind: str, tmp_path: Path) -> str:
     if kind == "postgresql":
         url = request.getfixturevalue("postgres_schema_url")
-        _truncate_postgres(url)
+        truncate_postgres(url)
         return url
     url = f"sqlite:///{tmp_path}/crm-ingest.db"
     migrate(url)
@@ -130,7 +130,7 @@ def runtime(database_url, make_settings) -> Iterator[Runtime]:
 
 @pytest.fixture
 def production_runtime(postgres_schema_url, redis_broker_url, make_settings) -> Iterator[Runtime]:
-    _truncate_postgres(postgres_schema_url)
+    truncate_postgres(postgres_schema_url)
     rt = Runtime(make_settings(postgres_schema_url, redis_broker_url))
     yield rt
     rt.close()

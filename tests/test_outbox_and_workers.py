@@ -43,9 +43,9 @@ def test_events_reach_a_real_worker_through_redis(production_runtime):
 
 def test_broker_down_at_ingest_still_acknowledges_and_the_relay_delivers_later(
         postgres_schema_url, redis_broker_url, make_settings):
-    from tests.conftest import _truncate_postgres
+    from tests.conftest import truncate_postgres
 
-    _truncate_postgres(postgres_schema_url)
+    truncate_postgres(postgres_schema_url)
     down = Runtime(make_settings(postgres_schema_url, DEAD_BROKER))
     response = make_client(down).post("/hooks/generic-main", data=b'{"email": "a@example.com"}', headers=HEADERS)
     assert response.status_code == 200
@@ -98,9 +98,9 @@ def test_an_event_that_keeps_killing_workers_goes_dead_instead_of_looping(databa
 @pytest.mark.timeout(180)
 def test_worker_killed_mid_task_still_processes_the_event_once(postgres_schema_url, redis_broker_url, make_settings,
                                                                tmp_path):
-    from tests.conftest import _truncate_postgres
+    from tests.conftest import truncate_postgres
 
-    _truncate_postgres(postgres_schema_url)
+    truncate_postgres(postgres_schema_url)
     runtime = Runtime(make_settings(postgres_schema_url, redis_broker_url, sources=SLOW_SOURCE,
                                     requeue_after_seconds=1))
     config = write_config(runtime, tmp_path / "worker.toml")

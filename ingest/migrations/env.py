@@ -2,6 +2,7 @@
 from alembic import context
 from sqlalchemy import pool
 
+import crm_sync.schema  # noqa: F401  (the contact store's tables join Base.metadata)
 from ingest.db import make_engine
 from ingest.schema import Base
 

@@ -157,9 +157,6 @@ def test_a_client_without_a_name_is_named_by_its_email(harness):
 
 
 
-@pytest.mark.xfail(strict=True, reason="the contact store keys interactions (and their anchor identity) by provider and "
-                   "external id, not by source: lead 90 of a second Roistat project joins the first one's lead "
-                   "(crm_sync/facts.py interaction_key/_interaction_anchor)")
 def test_the_same_lead_id_in_two_roistat_projects_is_an_order_in_each(provider_harness):
     other = {"roistat-second": {"provider": "roistat", "user": USER, "password": PASSWORD}}
     harness = provider_harness({**SOURCES, **other})

@@ -102,5 +102,6 @@ def _card_or_ok(context: "ReplyContext") -> dict[str, Any]:
         return dict(OK)
     settings = context.settings
     with context.sessions() as session:
-        card = lookup_card(session, person, settings.default_phone_region, rules_from_settings(settings))
+        card = lookup_card(session, person, settings.default_phone_region, rules_from_settings(settings),
+                           source=context.source.name)
     return dict(OK) if card is None else card_reply(card, conversation_id(event))

@@ -1,0 +1,179 @@
+"""The contact store's read side: contact cards for synchronous replies, interaction lists, contact search.
+
+Every read is a handful of indexed queries (a Jivo reply has milliseconds of database time) and every contact id,
+including one that was merged away, resolves to the surviving contact.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from crm_sync.facts import Key, person_facts
+from crm_sync.identity import keys_condition
+from crm_sync.model import Person
+from crm_sync.normalise import EMAIL, PHONE, MatchingRules
+from crm_sync.profile import value_hash
+from crm_sync.schema import CRM_KIND_PREFIX, Contact, ContactIdentity, ContactValue, StoredInteraction
+
+CARD_INTERACTIONS = 20
+MAX_PAGE = 1000
+
+
+@dataclass(frozen=True)
+class InteractionSummary:
+    id: int
+    contact_id: int | None
+    event_id: int                 # the first stored event that produced it (for Roistat: the order_id we replied)
+    kind: str                     # InteractionKind value
+    provider: str
+    source: str
+    conversation_id: str | None
+    external_id: str | None       # e.g. the Roistat lead id
+    state: str | None             # ConversationState value
+    subject: str | None
+    occurred_at: datetime | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class ContactCard:
+    contact_id: int               # the surviving contact (merged ids resolve to it)
+    name: str | None
+    emails: list[str]             # normalised, primary first
+    phones: list[str]             # E.164 (with extension as ";ext=" if any), primary first
+    interactions: list[InteractionSummary]   # newest first, at most 20
+    crm_links: dict[str, str]     # destination name -> URL of the record in that CRM
+
+
+def lookup_card(session: Session, person: Person, default_region: str,
+                rules: MatchingRules | None = None, source: str | None = None) -> ContactCard | None:
+    """The contact that any verified identity of `person` (email, phone, provider id) points to, or None.
+
+    `rules` (from the settings' email_matching) make the look-up match exactly as processing does; without them the
+    defaults apply. `source` (the asking source) scopes the provider's own ids as processing does; without it they
+    match in any source. If the identities still point at two contacts (an event linking them is being processed),
+    the lower id is the one the merge will keep.
+    """
+    rules = replace(rules or MatchingRules(), default_region=default_region)
+    claims, _ = person_facts(person, rules, source)
+    live = live_contacts_of(session, [claim.key for claim in claims])
+    if not live:
+        return None
+    contact_id = min(live)
+    return _cards(session, [contact_id]).get(contact_id)
+
+
+def get_cards(session: Session, contact_ids: list[int]) -> dict[int, ContactCard]:
+    """Cards by id (merged ids resolve to the surviving contact); unknown ids are left out."""
+    survivors = resolve_ids(session, contact_ids)
+    cards = _cards(session, sorted(set(survivors.values())))
+    return {asked: cards[live] for asked, live in survivors.items() if live in cards}
+
+
+def list_interactions(session: Session, *, provider: str, source: str | None = None, kind: str | None = None,
+                      changed_since: datetime | None = None, offset: int = 0, limit: int = 100
+                      ) -> tuple[int, list[InteractionSummary]]:
+    """(total matching, one page ordered by id) — total is stable across pages while nothing new arrives."""
+    conditions = [StoredInteraction.provider == provider]
+    if source is not None:
+        conditions.append(StoredInteraction.source == source)
+    if kind is not None:
+        conditions.append(StoredInteraction.kind == kind)
+    if changed_since is not None:
+        conditions.append(StoredInteraction.updated_at >= changed_since)
+    total = session.scalar(select(func.count(StoredInteraction.id)).where(*conditions))
+    rows = session.scalars(select(StoredInteraction).where(*conditions).order_by(StoredInteraction.id)
+                           .offset(max(offset, 0)).limit(max(1, min(limit, MAX_PAGE))))
+    return total, [summary_of(row) for row in rows]
+
+
+def live_contacts_of(session: Session, keys: list[Key]) -> set[int]:
+    """The surviving contacts that own any of these identity keys (one indexed query)."""
+    if not keys:
+        return set()
+    live = func.coalesce(Contact.merged_into, Contact.id)
+    return set(session.scalars(select(live).select_from(ContactIdentity)
+                               .join(Contact, Contact.id == ContactIdentity.contact_id).where(keys_condition(keys))))
+
+
+def resolve_ids(session: Session, contact_ids: list[int]) -> dict[int, int]:
+    """{asked id: surviving id} for the ids that exist."""
+    if not contact_ids:
+        return {}
+    rows = session.execute(select(Contact.id, Contact.merged_into).where(Contact.id.in_(set(contact_ids))))
+    return {row.id: row.merged_into or row.id for row in rows}
+
+
+def find_contact_ids(session: Session, *, email: str | None = None, phone: str | None = None,
+                     identity: tuple[str, str] | None = None, rules: MatchingRules = MatchingRules()) -> set[int]:
+    """Surviving contacts with this email, phone or identity (in any source): by normal form, or exactly as written."""
+    person = Person(emails=[email] if email else [], phones=[phone] if phone else [])
+    keys = [claim.key for claim in person_facts(person, rules, None)[0]]
+    if identity:
+        keys.append((*identity, None))
+    found = live_contacts_of(session, keys)
+    written = [(field, text.strip()) for field, text in ((EMAIL, email), (PHONE, phone)) if text and text.strip()]
+    if written:
+        as_written = or_(*(and_(ContactValue.field == field, ContactValue.value_hash == value_hash(text))
+                           for field, text in written))
+        owners = session.scalars(select(ContactValue.contact_id).where(as_written))
+        found |= set(resolve_ids(session, list(set(owners))).values())
+    return found
+
+
+def summary_of(row: StoredInteraction) -> InteractionSummary:
+    return InteractionSummary(
+        id=row.id, contact_id=row.contact_id, event_id=row.event_id, kind=row.kind, provider=row.provider,
+        source=row.source, conversation_id=row.conversation_id, external_id=row.external_id, state=row.state,
+        subject=row.subject, occurred_at=row.occurred_at, updated_at=row.updated_at,
+    )
+
+
+def recent_interactions(session: Session, contact_ids: list[int], per_contact: int) -> dict[int, list]:
+    """The newest `per_contact` interactions of each contact, in one query."""
+    newest_first = (func.coalesce(StoredInteraction.occurred_at, StoredInteraction.created_at).desc(),
+                    StoredInteraction.id.desc())
+    ranked = select(StoredInteraction.id, func.row_number().over(
+        partition_by=StoredInteraction.contact_id, order_by=newest_first).label("rank")
+    ).where(StoredInteraction.contact_id.in_(contact_ids)).subquery()
+    rows = session.scalars(select(StoredInteraction).join(ranked, ranked.c.id == StoredInteraction.id)
+                           .where(ranked.c.rank <= per_contact).order_by(*newest_first))
+    out: dict[int, list] = {contact_id: [] for contact_id in contact_ids}
+    for row in rows:
+        out[row.contact_id].append(row)
+    return out
+
+
+def ordered_identities(contact: Contact, identities: list[ContactIdentity], kind: str) -> list[str]:
+    primary = contact.primary_email if kind == EMAIL else contact.primary_phone
+    values = [identity.value for identity in sorted(identities, key=lambda i: i.id) if identity.kind == kind]
+    return sorted(values, key=lambda value: value != primary)
+
+
+def crm_links(identities: list[ContactIdentity]) -> dict[str, str]:
+    return {identity.kind.removeprefix(CRM_KIND_PREFIX): identity.url
+            for identity in sorted(identities, key=lambda i: i.id)
+            if identity.kind.startswith(CRM_KIND_PREFIX) and identity.url}
+
+
+def _cards(session: Session, live_ids: list[int]) -> dict[int, ContactCard]:
+    if not live_ids:
+        return {}
+    contacts = {row.id: row for row in session.scalars(select(Contact).where(Contact.id.in_(live_ids)))}
+    identities: dict[int, list[ContactIdentity]] = {contact_id: [] for contact_id in contacts}
+    for identity in session.scalars(select(ContactIdentity).where(ContactIdentity.contact_id.in_(list(contacts)))):
+        identities[identity.contact_id].append(identity)
+    interactions = recent_interactions(session, list(contacts), CARD_INTERACTIONS)
+    return {
+        contact_id: ContactCard(
+            contact_id=contact_id, name=contact.name,
+            emails=ordered_identities(contact, identities[contact_id], EMAIL),
+            phones=ordered_identities(contact, identities[contact_id], PHONE),
+            interactions=[summary_of(row) for row in interactions[contact_id]],
+            crm_links=crm_links(identities[contact_id]),
+        )
+        for contact_id, contact in contacts.items()
+    }

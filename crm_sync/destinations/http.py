@@ -1,0 +1,134 @@
+"""HTTP calls to a CRM, and what their failures mean for the delivery engine.
+
+Every vendor module sends its requests through `VendorApi`, which turns transport failures and HTTP statuses into
+`TransientError` / `PermanentError` with a reason class. A vendor whose error bodies say more than the status (HubSpot's
+`policyName`, Bitrix24's `QUERY_LIMIT_EXCEEDED`, Pipedrive's `feature_capping_*`) passes a `classify` hook that looks
+at the body first; whatever it leaves undecided falls back to the status rules here.
+"""
+from __future__ import annotations
+
+import email.utils
+import time
+from dataclasses import replace
+from typing import Any, Callable, Iterable
+
+import httpx
+
+from crm_sync.destinations.base import (
+    DeliveryError,
+    DeliveryRequest,
+    DeliveryResult,
+    Destination,
+    PermanentError,
+    TransientError,
+)
+
+Classifier = Callable[[httpx.Response, str], DeliveryError | None]
+_BODY_EXCERPT = 300
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """`Retry-After` as seconds from now: either delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
+    value = response.headers.get("retry-after", "").strip()
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def error_for_status(response: httpx.Response, what: str) -> DeliveryError:
+    """The default meaning of an unsuccessful status, for whatever a vendor hook did not recognise."""
+    status = response.status_code
+    detail = f"{what}: HTTP {status}: {response.text[:_BODY_EXCERPT]}"
+    if status == 429:
+        return TransientError("rate_limit", detail, retry_after_seconds(response), status)
+    if status >= 500 or status in (408, 423, 425):
+        return TransientError("crm_unavailable", detail, retry_after_seconds(response), status)
+    if status in (401, 403):
+        return PermanentError("auth", detail, status=status)
+    if status == 402:
+        return PermanentError("plan_limit", detail, status=status)
+    if status == 404:
+        return PermanentError("not_found", detail, status=status)
+    if 300 <= status < 400:
+        return PermanentError("redirect", f"{detail} (redirects are not followed)", status=status)
+    return PermanentError("validation", detail, status=status)
+
+
+class VendorApi:
+    """A CRM's base URL and credentials over the engine's `httpx.Client`, counting the calls it makes.
+
+    `what` in messages is the method and path without the base URL, so a secret inside the URL (Bitrix24's webhook
+    code) never reaches a log line or a dead letter.
+    """
+
+    def __init__(self, http: httpx.Client, vendor: str, base_url: str, headers: dict[str, str] | None = None,
+                 classify: Classifier | None = None):
+        self.http, self.vendor, self.base_url = http, vendor, base_url.rstrip("/")
+        self.headers = headers or {}
+        self.classify = classify
+        self.calls = 0
+
+    def request(self, method: str, path: str, *, params: Any = None, json: Any = None, content: bytes | None = None,
+                headers: dict[str, str] | None = None, accept: Iterable[int] = ()) -> httpx.Response:
+        """The response when its status is 2xx or in `accept`; otherwise the classified error is raised."""
+        what = f"{self.vendor} {method} {path}"
+        self.calls += 1
+        try:
+            response = self.http.request(method, f"{self.base_url}{path}", params=params, json=json, content=content,
+                                         headers={**self.headers, **(headers or {})})
+        except httpx.TimeoutException as exc:
+            raise TransientError("crm_unavailable", f"{what}: timed out ({type(exc).__name__})") from exc
+        except httpx.TransportError as exc:
+            raise TransientError("crm_unavailable", f"{what}: {type(exc).__name__}: {exc}") from exc
+        if 200 <= response.status_code < 300 or response.status_code in set(accept):
+            return response
+        raise (self.classify(response, what) if self.classify else None) or error_for_status(response, what)
+
+    def json(self, method: str, path: str, **kwargs: Any) -> Any:
+        """The decoded body of a successful call (None for 204 or an empty body)."""
+        response = self.request(method, path, **kwargs)
+        if response.status_code == 204 or not response.content:
+            return None
+        body = json_or_none(response)
+        if body is None:
+            raise TransientError("crm_unavailable", f"{self.vendor} {method} {path}: answered "
+                                 f"HTTP {response.status_code} with a body that is not JSON")
+        return body
+
+
+class VendorDestination(Destination):
+    """A destination that talks to its CRM through `self.api`; results report how many calls they cost."""
+
+    api: VendorApi
+
+    def deliver(self, request: DeliveryRequest) -> DeliveryResult:
+        before = self.api.calls
+        result = super().deliver(request)
+        return replace(result, api_calls=self.api.calls - before)
+
+
+def share_calls(results: list[DeliveryResult | DeliveryError], calls: int) -> list[DeliveryResult | DeliveryError]:
+    """Spread a batch's call count over its successful results, so that the shares add up to the total."""
+    done = [i for i, r in enumerate(results) if isinstance(r, DeliveryResult)]
+    if not done:
+        return results
+    share, extra = divmod(calls, len(done))
+    out = list(results)
+    for n, i in enumerate(done):
+        out[i] = replace(results[i], api_calls=share + (1 if n < extra else 0))
+    return out

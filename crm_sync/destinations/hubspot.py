@@ -1,0 +1,187 @@
+"""HubSpot: contacts upserted by our own contact id, conversations as notes on the contact.
+
+Idempotency:
+- Contacts go through `batch/upsert` with `idProperty` = a unique custom contact property holding our contact id
+  (`contact_id_property`, created once by the HubSpot admin with "unique values" on). The upsert is a consistent,
+  idempotent write: a retry after a lost response, or search lag, cannot create a second contact, and a first attempt
+  pays for no search. When the person already exists in HubSpot under another record with the same email, HubSpot
+  answers 409 "Contact already exists. Existing ID: N": we adopt record N (write our id onto it) and use it.
+- Notes have no upsert. Each note's body ends with the marker `crm-ingest:<key>`; a retry (attempt > 1) lists the
+  contact's notes through the associations API, which, unlike search, sees a note created a moment ago, and creates
+  the note only if none carries the marker.
+Batching: `deliver_batch` writes up to `batch_size` contacts in one upsert and their notes in one batch create.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import httpx
+from pydantic import Field, SecretStr
+
+from crm_sync.destinations.base import (
+    ContactSnapshot,
+    DeliveryError,
+    DeliveryRequest,
+    DeliveryResult,
+    DestinationSettings,
+    PermanentError,
+    TransientError,
+)
+from crm_sync.destinations.content import has_marker, note_html
+from crm_sync.destinations.hubspot_contacts import ContactWriter
+from crm_sync.destinations.http import VendorApi, VendorDestination, json_or_none, retry_after_seconds, share_calls
+
+NOTE_TO_CONTACT = 202  # HUBSPOT_DEFINED association type: note → contact
+_POLICY_BACKOFF = {"TEN_SECONDLY_ROLLING": 10.0, "SECONDLY": 1.0, "DAILY": 3600.0}
+
+
+class HubSpotSettings(DestinationSettings):
+    token: SecretStr
+    base_url: str = "https://api.hubapi.com"
+    # A contact property with unique values that holds our contact id: the key of every contact upsert.
+    contact_id_property: str = Field(default="crm_ingest_contact_id", pattern=r"^[a-z][a-z0-9_]*$")
+    portal_id: int | None = None          # record links: https://app.hubspot.com/contacts/<portal_id>/record/0-1/<id>
+    app_url: str = "https://app.hubspot.com"
+    batch_size: int = Field(default=100, ge=1, le=100)
+
+
+class HubSpotDestination(VendorDestination):
+    kind = "hubspot"
+    settings_model = HubSpotSettings
+    settings: HubSpotSettings
+
+    def __init__(self, settings: HubSpotSettings, http: httpx.Client):
+        super().__init__(settings, http)
+        headers = {"authorization": f"Bearer {settings.token.get_secret_value()}"}
+        self.api = VendorApi(http, "hubspot", settings.base_url, headers, classify=classify)
+        self.contacts = ContactWriter(self.api, settings.contact_id_property)
+
+    def find(self, contact: ContactSnapshot) -> str | None:
+        return self.contacts.find(contact)
+
+    def upsert_contact(self, request: DeliveryRequest) -> str:
+        return _raise_or_return(self.contacts.upsert([request.contact])[request.contact.contact_id])
+
+    def record_interaction(self, request: DeliveryRequest, contact_record_id: str) -> str | None:
+        return _raise_or_return(self._record_notes([(request, contact_record_id)])[request.idempotency_key])
+
+    def record_url(self, contact_record_id: str) -> str | None:
+        if self.settings.portal_id is None:
+            return None
+        return f"{self.settings.app_url.rstrip('/')}/contacts/{self.settings.portal_id}/record/0-1/{contact_record_id}"
+
+    def deliver_batch(self, requests: list[DeliveryRequest]) -> list[DeliveryResult | DeliveryError]:
+        out: list[DeliveryResult | DeliveryError] = []
+        for start in range(0, len(requests), self.settings.batch_size):
+            chunk = requests[start:start + self.settings.batch_size]
+            before = self.api.calls
+            out += share_calls(self._deliver_chunk(chunk), self.api.calls - before)
+        return out
+
+    def _deliver_chunk(self, requests: list[DeliveryRequest]) -> list[DeliveryResult | DeliveryError]:
+        try:
+            contacts = self.contacts.upsert([r.contact for r in requests])
+        except DeliveryError as exc:
+            return [exc for _ in requests]
+        pending = [(r, contacts[r.contact.contact_id]) for r in requests if r.interaction]
+        writable = [(r, record) for r, record in pending if isinstance(record, str)]
+        try:
+            notes = self._record_notes(writable)
+        except DeliveryError as exc:
+            notes = {r.idempotency_key: exc for r, _ in writable}
+        results: list[DeliveryResult | DeliveryError] = []
+        for request in requests:
+            record = contacts[request.contact.contact_id]
+            note = notes.get(request.idempotency_key) if request.interaction else None
+            failure = next((x for x in (record, note) if isinstance(x, DeliveryError)), None)
+            results.append(failure or DeliveryResult(record, note, self.record_url(record)))
+        return results
+
+    # --- notes ------------------------------------------------------------------------------------------------------
+
+    def _record_notes(self, items: list[tuple[DeliveryRequest, str]]) -> dict[str, str | DeliveryError]:
+        """Note id (or the error) per idempotency key; an earlier attempt's note is found, not written again."""
+        unique = {request.idempotency_key: (request, contact) for request, contact in items}
+        done: dict[str, str | DeliveryError] = {}
+        for key, (request, contact) in unique.items():
+            if request.attempt > 1:
+                found = self._find_note(contact, key)
+                if found:
+                    done[key] = found
+        to_create = [(key, request, contact) for key, (request, contact) in unique.items() if key not in done]
+        if to_create:
+            done.update(self._create_notes(to_create))
+        return done
+
+    def _create_notes(self, items: list[tuple[str, DeliveryRequest, str]]) -> dict[str, str | DeliveryError]:
+        inputs = [{
+            "properties": {"hs_timestamp": _timestamp(request), "hs_note_body": note_html(
+                request.interaction, request.contact, key, max_chars=65_000)},
+            "associations": [{"to": {"id": contact}, "types": [
+                {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": NOTE_TO_CONTACT}]}],
+            "objectWriteTraceId": key,
+        } for key, request, contact in items]
+        body = self.api.json("POST", "/crm/v3/objects/notes/batch/create", json={"inputs": inputs})
+        created: dict[str, str | DeliveryError] = {}
+        for result in body.get("results", []):
+            key = result.get("objectWriteTraceId") or next(
+                (k for k, _, _ in items if has_marker(result.get("properties", {}).get("hs_note_body"), k)), None)
+            if key:
+                created[key] = str(result["id"])
+        for key, _, _ in items:
+            # A 207 partial failure: the next attempt looks for the note before writing it.
+            created.setdefault(key, TransientError("crm_unavailable", f"hubspot: note {key} was not confirmed"))
+        return created
+
+    def _find_note(self, contact: str, key: str) -> str | None:
+        note_ids = self._associated_note_ids(contact)
+        for start in range(0, len(note_ids), 100):
+            chunk = note_ids[start:start + 100]
+            body = self.api.json("POST", "/crm/v3/objects/notes/batch/read", json={
+                "inputs": [{"id": note_id} for note_id in chunk], "properties": ["hs_note_body"]})
+            for note in body.get("results", []):
+                if has_marker(note.get("properties", {}).get("hs_note_body"), key):
+                    return str(note["id"])
+        return None
+
+    def _associated_note_ids(self, contact: str) -> list[str]:
+        ids: list[str] = []
+        after: str | None = None
+        while True:
+            params = {"limit": 500, **({"after": after} if after else {})}
+            body = self.api.json("GET", f"/crm/v4/objects/contacts/{contact}/associations/notes", params=params)
+            ids += [str(item["toObjectId"]) for item in (body or {}).get("results", [])]
+            after = ((body or {}).get("paging") or {}).get("next", {}).get("after")
+            if not after:
+                return sorted(ids, key=int, reverse=True)  # newest first: a retry's note is a recent one
+
+
+def classify(response: httpx.Response, what: str) -> DeliveryError | None:
+    body = json_or_none(response)
+    body = body if isinstance(body, dict) else {}
+    message = str(body.get("message") or "")
+    if response.status_code == 429:
+        policy = str(body.get("policyName") or ("SECONDLY" if "secondly" in message.lower() else ""))
+        wait = retry_after_seconds(response) or _POLICY_BACKOFF.get(policy, 10.0)
+        return TransientError("rate_limit", f"{what}: HTTP 429 {policy}: {message}", wait, 429)
+    if response.status_code == 400 and "already has that value" in message:
+        # A unique value written concurrently by a parallel run: the next attempt finds the record that holds it.
+        return TransientError("conflict", f"{what}: {message}", status=400)
+    if response.status_code == 400 and "non-unique" in message:
+        return PermanentError("validation", f"{what}: {message} (create the contact property as 'unique values')",
+                              status=400)
+    return None
+
+
+def _timestamp(request: DeliveryRequest) -> str:
+    when = request.interaction.occurred_at if request.interaction else None
+    when = when or datetime.now(timezone.utc)
+    when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    return when.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _raise_or_return(value: Any) -> Any:
+    if isinstance(value, DeliveryError):
+        raise value
+    return value

@@ -1,0 +1,124 @@
+"""Kommo (amoCRM) reads: contacts by email/phone, our own leads by key, and the shapes of custom fields.
+
+`?query=` is Kommo's full-text search and lags behind writes; `filter[...]` listings read the records themselves. So
+every lookup for something we may have written a moment ago first lists what changed in the last
+`recent_window_seconds` (one listing serves a whole batch) and matches it here, on our side; search covers the rest.
+A lookup error is returned per person or key, so that one failed search fails only its own deliveries.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Iterator
+
+from crm_sync.destinations.base import ContactSnapshot, DeliveryError
+from crm_sync.destinations.content import matches_person, phone_digits
+from crm_sync.destinations.http import VendorApi
+
+_PAGE, _PAGES = 250, 5
+
+
+def field_values(entity: dict[str, Any], *, code: str | None = None, field_id: int | None = None) -> list[str]:
+    """The values of one custom field (`custom_fields_values` is null on an entity without any)."""
+    values: list[str] = []
+    for field in entity.get("custom_fields_values") or []:
+        if (code and field.get("field_code") == code) or (field_id and field.get("field_id") == field_id):
+            values += [str(v.get("value")) for v in field.get("values") or [] if v.get("value") not in (None, "")]
+    return values
+
+
+def multitext(code: str, values: list[str]) -> dict[str, Any]:
+    return {"field_code": code, "values": [{"value": v, "enum_code": "WORK"} for v in values]}
+
+
+class KommoLookup:
+    def __init__(self, api: VendorApi, key_field_id: int, recent_window_seconds: float):
+        self.api, self.key_field_id, self.window = api, key_field_id, recent_window_seconds
+
+    def contacts_by_id(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        if not ids:
+            return {}
+        params = [("filter[id][]", i) for i in ids] + [("limit", str(_PAGE))]
+        return {str(c["id"]): c for c in self._embedded("/api/v4/contacts", params, "contacts")}
+
+    def find_contacts(self, contacts: list[ContactSnapshot]) -> dict[int, dict[str, Any] | DeliveryError]:
+        """Kommo's contact (or the lookup's error) for each person found: among the contacts changed lately (one
+        listing for the whole batch, and the only way to see a contact created a moment ago), then by search."""
+        found: dict[int, dict[str, Any] | DeliveryError] = {}
+        searchable = [c for c in contacts if c.emails or c.phones]
+        if not searchable:
+            return found
+        for entity in self._recent("/api/v4/contacts", "contacts", "updated_at"):
+            for contact in [c for c in searchable if c.contact_id not in found]:
+                if self._first_match(contact, [entity]):
+                    found[contact.contact_id] = entity
+        for contact in [c for c in searchable if c.contact_id not in found]:
+            try:
+                match = self._search_contact(contact)
+            except DeliveryError as exc:
+                found[contact.contact_id] = exc
+                continue
+            if match:
+                found[contact.contact_id] = match
+        return found
+
+    def _search_contact(self, contact: ContactSnapshot) -> dict[str, Any] | None:
+        for term in [*contact.emails[:2], *(phone_digits(p)[-10:] for p in contact.phones[:2])]:
+            hits = self._embedded("/api/v4/contacts", [("query", term), ("limit", "50")], "contacts")
+            match = self._first_match(contact, hits)
+            if match:
+                return match
+        return None
+
+    def find_leads(self, keys: list[str]) -> dict[str, dict[str, Any] | DeliveryError]:
+        """Our lead (or the lookup's error) per delivery key found: among the leads created lately (one listing
+        for the whole batch, consistent), then by search for the keys still missing (older leads)."""
+        found: dict[str, dict[str, Any] | DeliveryError] = {}
+        if not keys:
+            return found
+        for lead in self._recent("/api/v4/leads", "leads", "created_at", with_contacts=True):
+            for key in set(field_values(lead, field_id=self.key_field_id)) & set(keys):
+                found.setdefault(key, lead)
+        for key in [k for k in keys if k not in found]:
+            try:
+                hits = self._embedded("/api/v4/leads", [("query", key), ("with", "contacts")], "leads")
+            except DeliveryError as exc:
+                found[key] = exc
+                continue
+            lead = next((h for h in hits if key in field_values(h, field_id=self.key_field_id)), None)
+            if lead:
+                found[key] = lead
+        return found
+
+    def lead_has_note(self, lead_id: str, marker_test: Any) -> str | None:
+        params = [("filter[note_type][]", "common"), ("limit", str(_PAGE)), ("order[id]", "desc")]
+        for note in self._embedded(f"/api/v4/leads/{lead_id}/notes", params, "notes"):
+            if marker_test((note.get("params") or {}).get("text")):
+                return str(note["id"])
+        return None
+
+    @staticmethod
+    def main_contact_id(lead: dict[str, Any]) -> str | None:
+        contacts = (lead.get("_embedded") or {}).get("contacts") or []
+        main = next((c for c in contacts if c.get("is_main")), contacts[0] if contacts else None)
+        return str(main["id"]) if main else None
+
+    def _first_match(self, contact: ContactSnapshot, entities: Any) -> dict[str, Any] | None:
+        for entity in entities:
+            if matches_person(contact, field_values(entity, code="EMAIL"), field_values(entity, code="PHONE")):
+                return entity
+        return None
+
+    def _recent(self, path: str, name: str, stamp: str, with_contacts: bool = False) -> Iterator[dict[str, Any]]:
+        since = int(time.time() - self.window)
+        params = [(f"filter[{stamp}][from]", str(since)), (f"order[{stamp}]", "desc"), ("limit", str(_PAGE))]
+        if with_contacts:
+            params.append(("with", "contacts"))
+        for page in range(1, _PAGES + 1):
+            entities = self._embedded(path, [*params, ("page", str(page))], name)
+            yield from entities
+            if len(entities) < _PAGE:
+                return
+
+    def _embedded(self, path: str, params: list[tuple[str, str]], name: str) -> list[dict[str, Any]]:
+        body = self.api.json("GET", path, params=params)   # 204 No Content: nothing matched
+        return ((body or {}).get("_embedded") or {}).get(name) or []

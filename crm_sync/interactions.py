@@ -1,0 +1,149 @@
+"""Interactions: one row per conversation (or lead, ticket, call...), however many events report it, in any order.
+
+Every report is merged so that the result does not depend on arrival or processing order, and reprocessing the same
+event changes nothing:
+
+- the state only moves forward (ConversationState.rank), the kind only towards the more specific one;
+- `occurred_at` is the earliest reported, the first event is the lowest event id;
+- transcript messages merge by id (or by time, author and text), tags union;
+- every other field, and every key of utm/geo/extra, is taken from the newest report (event id, record index)
+  that carries it: a late-processed old event cannot overwrite newer data.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from crm_sync.identity import Origin
+from crm_sync.model import ConversationState, Interaction, InteractionKind, Message
+from crm_sync.schema import InteractionEvent, StoredInteraction
+from ingest.db import insert_for
+from ingest.schema import utcnow
+
+# From least to most specific: a conversation reported by a "message" and a "chat" event is a chat.
+KIND_ORDER = [InteractionKind.CONTACT_UPDATE, InteractionKind.NOTE, InteractionKind.MESSAGE,
+              InteractionKind.OFFLINE_MESSAGE, InteractionKind.LEAD, InteractionKind.TICKET, InteractionKind.CALL,
+              InteractionKind.CHAT]
+LATEST_WINS = ("subject", "agent", "page", "lead")
+MERGED_BY_KEY = ("utm", "geo", "extra")
+Stamp = list[int]  # [event id, record index]: JSON-friendly and comparable
+
+
+def record_interaction(session: Session, contact_id: int, interaction: Interaction, natural_key: str,
+                       origin: Origin, index: int, event_type: str) -> int:
+    """Insert or merge the interaction; returns its id. The caller holds the lock of the contact it belongs to."""
+    now = utcnow()
+    session.execute(insert_for(session)(StoredInteraction).values(
+        contact_id=contact_id, provider=interaction.provider, natural_key=natural_key, kind=interaction.kind.value,
+        event_id=origin.event_id, source=origin.source, conversation_id=interaction.conversation_id,
+        external_id=interaction.external_id, details={}, field_sources={}, created_at=now, updated_at=now,
+    ).on_conflict_do_nothing(index_elements=["source", "provider", "natural_key"]))
+    row = session.scalars(
+        select(StoredInteraction)
+        .where(StoredInteraction.source == origin.source, StoredInteraction.provider == interaction.provider,
+               StoredInteraction.natural_key == natural_key)
+        .with_for_update().execution_options(populate_existing=True)
+    ).one()
+    before = snapshot(row)
+    after = merge_report(before, interaction, [origin.event_id, index])
+    after["contact_id"] = contact_id  # moves an event-keyed interaction if a replay resolves the person anew
+    if after != before:
+        for name, value in after.items():
+            setattr(row, name, value)
+        row.updated_at = now
+    session.execute(insert_for(session)(InteractionEvent).values(
+        interaction_id=row.id, event_id=origin.event_id, record_index=index, event_type=event_type[:200],
+    ).on_conflict_do_nothing(index_elements=["interaction_id", "event_id"]))
+    session.flush()
+    return row.id
+
+
+def snapshot(row: StoredInteraction) -> dict[str, Any]:
+    return {
+        "contact_id": row.contact_id, "kind": row.kind, "state": row.state, "subject": row.subject,
+        "occurred_at": row.occurred_at, "event_id": row.event_id,
+        "details": json.loads(json.dumps(row.details or {})), "field_sources": dict(row.field_sources or {}),
+    }
+
+
+def merge_report(current: dict[str, Any], report: Interaction, stamp: Stamp) -> dict[str, Any]:
+    """The interaction's state after one more report; a pure function of the set of reports seen."""
+    merged = {**current, "details": dict(current["details"]), "field_sources": dict(current["field_sources"])}
+    _merge_progress(merged, report, stamp)
+    _merge_latest(merged, report, stamp)
+    details = merged["details"]
+    if report.tags:
+        details["tags"] = sorted(set(details.get("tags", [])) | set(report.tags))
+    if report.transcript:
+        details["transcript"] = merge_transcript(details.get("transcript", []), report.transcript, stamp)
+    merged["details"] = json.loads(json.dumps(details, default=_json_default))
+    return merged
+
+
+def _merge_progress(merged: dict[str, Any], report: Interaction, stamp: Stamp) -> None:
+    """What only moves one way: kind to the more specific, state forward, start and first event to the earliest."""
+    merged["kind"] = max(merged["kind"], report.kind.value, key=lambda kind: KIND_ORDER.index(InteractionKind(kind)))
+    if report.state and (merged["state"] is None or report.state.rank > ConversationState(merged["state"]).rank):
+        merged["state"] = report.state.value
+    occurred_at = _utc(report.occurred_at)
+    if occurred_at and (merged["occurred_at"] is None or occurred_at < merged["occurred_at"]):
+        merged["occurred_at"] = occurred_at
+    merged["event_id"] = min(merged["event_id"], stamp[0])
+
+
+def _merge_latest(merged: dict[str, Any], report: Interaction, stamp: Stamp) -> None:
+    """Fields, and keys of utm/geo/extra, from the newest report that carries them."""
+    details, sources = merged["details"], merged["field_sources"]
+    reported = report.model_dump(mode="json", include=set(LATEST_WINS))
+    for name in LATEST_WINS:
+        value = reported.get(name)
+        if value not in (None, "", {}) and _newer(stamp, sources.get(name)):
+            sources[name] = stamp
+            if name == "subject":
+                merged["subject"] = value
+            else:
+                details[name] = value
+    for name in MERGED_BY_KEY:
+        for key, value in getattr(report, name).items():
+            path = f"{name}.{key}"
+            if value not in (None, "") and _newer(stamp, sources.get(path)):
+                sources[path] = stamp
+                details[name] = {**details.get(name, {}), key: value}
+
+
+def merge_transcript(stored: list[dict], messages: list[Message], stamp: Stamp) -> list[dict]:
+    by_key = {message["key"]: message for message in stored}
+    for message in messages:
+        entry = _message_entry(message, stamp)
+        known = by_key.get(entry["key"])
+        if known is None or _newer(stamp, known["stamp"]):
+            by_key[entry["key"]] = entry
+    return sorted(by_key.values(), key=lambda m: (m["at"] is None, m["at"] or "", m["key"]))
+
+
+def _message_entry(message: Message, stamp: Stamp) -> dict:
+    at = _utc(message.at)
+    at_text = at.isoformat() if at else None
+    key = f"id:{message.external_id}" if message.external_id else \
+        "at:" + json.dumps([at_text, message.author, message.text], ensure_ascii=False)
+    return {"key": key, "author": message.author, "author_name": message.author_name, "text": message.text,
+            "at": at_text, "external_id": message.external_id, "stamp": stamp}
+
+
+def _newer(stamp: Stamp, known: Stamp | None) -> bool:
+    return known is None or list(stamp) >= list(known)
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+def _json_default(value: Any) -> Any:
+    """Provider extras are JSON already; anything else is kept as text rather than failing the event."""
+    return value.isoformat() if isinstance(value, datetime) else str(value)

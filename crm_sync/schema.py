@@ -1,0 +1,134 @@
+"""The contact store's tables, on the same metadata as the raw event store (one Alembic history for both).
+
+Identity rows are unique by (kind, value, scope): whoever inserts one first owns it, which is what makes "one person,
+one contact" hold under any concurrency. Ids a provider hands out (visitor ids, conversation and lead ids) are scoped
+by the source, because a source is one provider account and two accounts number their visitors and leads
+independently; emails, phones and CRM ids are global (scope "").
+
+Rows refer to events by id without a foreign key, so purging old raw events never touches what they produced.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ingest.schema import Base, BigId, utcnow
+
+# A reference to a BigId column (same type on each dialect).
+BigRef = BigInteger().with_variant(Integer(), "sqlite")
+
+
+CRM_KIND_PREFIX = "crm."  # identity kind of a CRM record: crm.<destination name>
+
+
+class IdentityRole:
+    PERSON = "person"            # an email, phone, provider visitor id or CRM record id of the person
+    INTERACTION = "interaction"  # a conversation or lead id: whoever it is about is one person
+    EVENT = "event"              # the only handle of an anonymous person: makes reprocessing find the same contact
+
+
+class Contact(Base):
+    __tablename__ = "contacts"
+    __table_args__ = (Index("ix_contacts_merged_into", "merged_into"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    # Set on the loser of a merge: always the surviving contact itself (chains are collapsed when they form).
+    merged_into: Mapped[int | None] = mapped_column(BigRef, ForeignKey("contacts.id"))
+    merged_at: Mapped[datetime | None]
+    merged_by_event_id: Mapped[int | None] = mapped_column(BigRef)
+    # Display values, chosen from contact_values by the primary policy; every value seen stays in contact_values.
+    name: Mapped[str | None] = mapped_column(Text)
+    company: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    primary_email: Mapped[str | None] = mapped_column(String(512))
+    primary_phone: Mapped[str | None] = mapped_column(String(512))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ContactIdentity(Base):
+    __tablename__ = "contact_identities"
+    __table_args__ = (
+        Index("uq_contact_identities_kind_value_scope", "kind", "value", "scope", unique=True),
+        Index("ix_contact_identities_contact_id", "contact_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(100))   # email, phone, jivo.client_id, crm.<destination>, ...
+    value: Mapped[str] = mapped_column(String(512))  # the normal form
+    scope: Mapped[str] = mapped_column(String(100), default="")  # the source, for ids a provider account hands out
+    contact_id: Mapped[int] = mapped_column(BigRef, ForeignKey("contacts.id"))
+    role: Mapped[str] = mapped_column(String(16), default=IdentityRole.PERSON)
+    first_event_id: Mapped[int | None] = mapped_column(BigRef)
+    source: Mapped[str | None] = mapped_column(String(100))
+    url: Mapped[str | None] = mapped_column(Text)  # a CRM record's page, for crm.<destination> identities
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ContactValue(Base):
+    """Every value a provider sent about a contact, with where and when it was first and last seen."""
+
+    __tablename__ = "contact_values"
+    __table_args__ = (
+        Index("uq_contact_values_contact_id_field_value_hash", "contact_id", "field", "value_hash", unique=True),
+        Index("ix_contact_values_field_value_hash", "field", "value_hash"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    contact_id: Mapped[int] = mapped_column(BigRef, ForeignKey("contacts.id"))
+    field: Mapped[str] = mapped_column(String(200))  # name, company, email, phone, attribute.<key>, ...
+    value: Mapped[str] = mapped_column(Text)         # as the provider wrote it
+    value_hash: Mapped[str] = mapped_column(String(64))
+    normalised: Mapped[str | None] = mapped_column(String(512))  # emails and phones that parse
+    # "When" is the event's place in arrival order (event id, then position in the payload), so the primary policy
+    # gives the same answer whatever order the events are processed in.
+    first_event_id: Mapped[int] = mapped_column(BigRef)
+    first_position: Mapped[int] = mapped_column(Integer)
+    last_event_id: Mapped[int] = mapped_column(BigRef)
+    last_position: Mapped[int] = mapped_column(Integer)
+    first_seen_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    provider: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(100))
+
+
+class StoredInteraction(Base):
+    __tablename__ = "interactions"
+    __table_args__ = (
+        Index("uq_interactions_source_provider_natural_key", "source", "provider", "natural_key", unique=True),
+        Index("ix_interactions_contact_id_occurred_at", "contact_id", "occurred_at"),
+        Index("ix_interactions_provider_updated_at", "provider", "updated_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    contact_id: Mapped[int | None] = mapped_column(BigRef, ForeignKey("contacts.id"))
+    provider: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(100))   # the provider account that reported it
+    # conversation:<id>, <kind>:<external id> or event:<event id>:<record index> within the source; hashed if too long.
+    natural_key: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(32))
+    event_id: Mapped[int] = mapped_column(BigRef)  # the first stored event that produced it
+    conversation_id: Mapped[str | None] = mapped_column(Text)
+    external_id: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[str | None] = mapped_column(String(16))
+    subject: Mapped[str | None] = mapped_column(Text)
+    occurred_at: Mapped[datetime | None]
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)  # transcript, tags, agent, page, utm, lead, ...
+    # Which event last set each field ("subject": [event id, record index]): the newest report wins in any order.
+    field_sources: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class InteractionEvent(Base):
+    """Every event that reported an interaction."""
+
+    __tablename__ = "interaction_events"
+
+    interaction_id: Mapped[int] = mapped_column(BigRef, ForeignKey("interactions.id"), primary_key=True)
+    event_id: Mapped[int] = mapped_column(BigRef, primary_key=True)
+    record_index: Mapped[int] = mapped_column(Integer, default=0)
+    event_type: Mapped[str] = mapped_column(String(200))

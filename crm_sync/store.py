@@ -1,0 +1,52 @@
+"""Applying an event's canonical records to the contact store, inside the event's processing transaction."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session
+
+from crm_sync.facts import facts_of
+from crm_sync.identity import Origin, resolve_contacts
+from crm_sync.interactions import record_interaction
+from crm_sync.model import CanonicalRecord
+from crm_sync.normalise import MatchingRules, rules_from_settings
+from crm_sync.profile import PrimaryPolicy, record_values, refresh_display, touch
+
+
+@dataclass(frozen=True)
+class StoreOptions:
+    rules: MatchingRules = field(default_factory=MatchingRules)
+    primary_policy: PrimaryPolicy = "keep_first"
+
+    @classmethod
+    def from_settings(cls, settings) -> "StoreOptions":
+        return cls(rules=rules_from_settings(settings), primary_policy=settings.primary_policy)
+
+
+def apply_event(session: Session, origin: Origin, records: list[CanonicalRecord], options: StoreOptions) -> dict:
+    """Resolve each record's person, keep what it says, record its interaction; what was produced, by id."""
+    facts = [facts_of(record, index, origin.event_id, origin.source, options.rules)
+             for index, record in enumerate(records)]
+    resolution = resolve_contacts(session, [item.claims for item in facts], origin)
+    changed = set(resolution.created) | set(resolution.merged.values())
+    position = 0
+    for contact_id, item in zip(resolution.contact_ids, facts):
+        sightings = list(enumerate(item.observed, start=position))
+        position += len(sightings)
+        if contact_id is not None and record_values(session, contact_id, sightings, origin):
+            changed.add(contact_id)
+    interaction_ids: list[int | None] = [None] * len(records)
+    # In key order, like every other row this transaction locks.
+    for index in sorted((i for i, item in enumerate(facts) if item.natural_key),
+                        key=lambda i: (records[i].interaction.provider, facts[i].natural_key)):
+        interaction_ids[index] = record_interaction(
+            session, resolution.contact_ids[index], records[index].interaction, facts[index].natural_key, origin,
+            index, records[index].event_type)
+    for contact_id in sorted(changed):
+        if not refresh_display(session, contact_id, options.primary_policy):
+            touch(session, contact_id)
+    return {
+        "contact_ids": resolution.contact_ids,
+        "interaction_ids": interaction_ids,
+        "merged": {str(loser): survivor for loser, survivor in sorted(resolution.merged.items())},
+    }

@@ -1,0 +1,202 @@
+"""HubSpot: one contact per person (upsert by our id), one note per delivery, whatever fails in between."""
+from __future__ import annotations
+
+import pytest
+
+from crm_sync.destinations.base import PermanentError, TransientError
+from crm_sync.destinations.content import marker
+from tests.destinations.builders import contact, deliver_until_done, delivery
+from tests.fakes.base import Fault
+
+
+def test_a_new_person_becomes_one_contact_with_the_conversation_as_a_note(hubspot, hubspot_fake):
+    result = hubspot.deliver(delivery(key="k-1"))
+
+    (record,) = hubspot_fake.records_for(1)
+    assert record["properties"] | {"email": "ivan@example.com", "firstname": "Ivan", "lastname": "Petrov",
+                                   "phone": "+79161234567"} == record["properties"]
+    (note,) = hubspot_fake.notes_of(record["id"])
+    assert "Hello, is the blue one in stock?" in note["properties"]["hs_note_body"]
+    assert marker("k-1") in note["properties"]["hs_note_body"]
+    assert result.contact_record_id == record["id"] and result.interaction_record_id == note["id"]
+    assert result.record_url == f"https://app.hubspot.com/contacts/4242/record/0-1/{record['id']}"
+    assert result.api_calls == 2
+
+
+def test_a_first_attempt_pays_for_no_search(hubspot, hubspot_fake):
+    hubspot.deliver(delivery())
+
+    assert hubspot_fake.count_calls("search|associations|batch/read") == 0
+
+
+@pytest.mark.parametrize("step", ["contacts/batch/upsert", "notes/batch/create"])
+@pytest.mark.parametrize("then", ["500", "drop"])
+def test_a_retry_after_a_lost_response_writes_nothing_twice(hubspot, hubspot_fake, step, then):
+    hubspot_fake.faults.script(Fault.after_write(match=step, then=then))
+
+    with pytest.raises(TransientError):
+        hubspot.deliver(delivery(key="k-1"))
+    deliver_until_done(hubspot, delivery(key="k-1", attempt=2))
+
+    (record,) = hubspot_fake.records_for(1)
+    assert len(hubspot_fake.notes_of(record["id"])) == 1
+
+
+def test_search_lag_does_not_duplicate_the_contact_or_the_note(hubspot, hubspot_fake):
+    hubspot_fake.faults.search_lag_ms = 60_000
+    hubspot_fake.faults.script(Fault.after_write(match="notes/batch/create"))
+
+    with pytest.raises(TransientError):
+        hubspot.deliver(delivery(key="k-1"))
+    hubspot.deliver(delivery(key="k-1", attempt=2))
+    hubspot.deliver(delivery(key="k-2"))   # another conversation of the same person, our link not yet stored
+
+    (record,) = hubspot_fake.records_for(1)
+    assert len(hubspot_fake.notes_of(record["id"])) == 2
+
+
+def test_a_person_hubspot_already_knows_by_email_is_adopted_not_duplicated(hubspot, hubspot_fake):
+    existing = hubspot_fake.seed_contact(email="ivan@example.com", firstname="Ivan")
+
+    result = hubspot.deliver(delivery())
+
+    assert result.contact_record_id == existing
+    (record,) = hubspot_fake.records_with_email("ivan@example.com")
+    assert record["properties"]["crm_ingest_contact_id"] == "1"
+    assert len(hubspot_fake.notes_of(existing)) == 1
+
+
+def test_an_email_that_moved_to_another_record_keeps_the_person_on_ours(hubspot, hubspot_fake):
+    ours = hubspot.deliver(delivery(key="k-1")).contact_record_id
+    other = hubspot_fake.seed_contact(email="ivan.new@example.com")
+
+    result = hubspot.deliver(delivery(contact(email="ivan.new@example.com"), key="k-2"))
+
+    assert result.contact_record_id == ours
+    assert hubspot_fake.contacts[ours]["properties"]["email"] == "ivan@example.com"
+    assert [r["id"] for r in hubspot_fake.records_with_email("ivan.new@example.com")] == [other]
+
+
+def test_a_burst_is_written_in_two_calls_for_the_whole_batch(hubspot, hubspot_fake):
+    requests = [delivery(contact(n, email=f"p{n}@example.com", phone=None), key=f"k-{n}") for n in range(1, 21)]
+
+    results = hubspot.deliver_batch(requests)
+
+    assert hubspot_fake.count_calls("") == 2
+    assert sum(r.api_calls for r in results) == 2
+    for n, result in enumerate(results, start=1):
+        (record,) = hubspot_fake.records_for(n)
+        assert result.contact_record_id == record["id"]
+        assert [note["id"] for note in hubspot_fake.notes_of(record["id"])] == [result.interaction_record_id]
+
+
+def test_one_by_one_the_same_burst_costs_two_calls_per_delivery(hubspot, hubspot_fake):
+    for n in range(1, 6):
+        hubspot.deliver(delivery(contact(n, email=f"p{n}@example.com"), key=f"k-{n}"))
+
+    assert hubspot_fake.count_calls("") == 10
+
+
+def test_a_batch_with_a_person_known_by_email_delivers_everyone_once(hubspot, hubspot_fake):
+    hubspot_fake.seed_contact(email="p3@example.com")
+    requests = [delivery(contact(n, email=f"p{n}@example.com"), key=f"k-{n}") for n in range(1, 6)]
+
+    results = hubspot.deliver_batch(requests)
+
+    assert all(not isinstance(r, Exception) for r in results)
+    for n in range(1, 6):
+        assert len(hubspot_fake.records_with_email(f"p{n}@example.com")) == 1
+
+
+def test_a_batch_with_an_invalid_email_fails_only_that_delivery(hubspot, hubspot_fake):
+    emails = ["p1@example.com", "not-an-email", "p3@example.com"]
+    requests = [delivery(contact(n, email=e), key=f"k-{n}") for n, e in enumerate(emails, start=1)]
+
+    results = hubspot.deliver_batch(requests)
+
+    assert isinstance(results[1], PermanentError) and results[1].reason == "validation"
+    assert not isinstance(results[0], Exception) and not isinstance(results[2], Exception)
+    assert hubspot_fake.records_for(2) == []
+
+
+def test_a_batch_that_holds_one_delivery_twice_writes_one_note(hubspot, hubspot_fake):
+    results = hubspot.deliver_batch([delivery(key="k-1"), delivery(key="k-1")])
+
+    assert results[0].interaction_record_id == results[1].interaction_record_id
+    assert len(hubspot_fake.notes) == 1
+
+
+def test_rate_limit_with_retry_after_is_transient_with_that_delay(hubspot, hubspot_fake):
+    hubspot_fake.faults.script(Fault.rate_limit(retry_after=7))
+
+    with pytest.raises(TransientError) as caught:
+        hubspot.deliver(delivery())
+
+    assert (caught.value.reason, caught.value.retry_after) == ("rate_limit", 7)
+
+
+def test_rate_limit_without_retry_after_backs_off_by_the_policy_name(hubspot, hubspot_fake):
+    hubspot_fake.faults.script(Fault.rate_limit(retry_after=None))
+
+    with pytest.raises(TransientError) as caught:
+        hubspot.deliver(delivery())
+
+    assert caught.value.retry_after == 10
+
+
+@pytest.mark.parametrize("fault", [Fault.server_error(), Fault.timeout(), Fault.after_write(then="drop")],
+                         ids=["5xx", "timeout", "dropped"])
+def test_an_unavailable_crm_is_a_transient_failure(hubspot, hubspot_fake, fault):
+    hubspot_fake.faults.script(fault)
+
+    with pytest.raises(TransientError) as caught:
+        hubspot.deliver(delivery())
+
+    assert caught.value.reason == "crm_unavailable"
+
+
+def test_latency_past_the_client_timeout_is_a_transient_failure(hubspot, hubspot_fake):
+    hubspot_fake.faults.latency_ms = 2_000
+
+    with pytest.raises(TransientError) as caught:
+        hubspot.deliver(delivery())
+
+    assert caught.value.reason == "crm_unavailable" and "timed out" in caught.value.message
+
+
+def test_a_wrong_token_is_a_permanent_auth_failure(hubspot_fake, build_destination):
+    hubspot = build_destination("hubspot", base_url=hubspot_fake.url, token="wrong")
+
+    with pytest.raises(PermanentError) as caught:
+        hubspot.deliver(delivery())
+
+    assert (caught.value.reason, caught.value.status) == ("auth", 401)
+
+
+def test_an_invalid_email_is_a_permanent_validation_failure(hubspot, hubspot_fake):
+    with pytest.raises(PermanentError) as caught:
+        hubspot.deliver(delivery(contact(email="not-an-email")))
+
+    assert caught.value.reason == "validation"
+    assert hubspot_fake.contacts == {}
+
+
+def test_an_id_property_without_unique_values_says_how_to_fix_it(hubspot, hubspot_fake):
+    hubspot_fake.unique_properties = set()
+
+    with pytest.raises(PermanentError, match="unique values"):
+        hubspot.deliver(delivery())
+
+
+def test_find_sees_a_contact_we_just_wrote_despite_search_lag(hubspot, hubspot_fake):
+    hubspot_fake.faults.search_lag_ms = 60_000
+    record = hubspot.deliver(delivery()).contact_record_id
+
+    assert hubspot.find(contact()) == record
+
+
+def test_find_searches_by_email_for_a_person_we_never_wrote(hubspot, hubspot_fake):
+    existing = hubspot_fake.seed_contact(email="ivan@example.com")
+
+    assert hubspot.find(contact(contact_id=99)) == existing
+    assert hubspot.find(contact(contact_id=98, email="nobody@example.com", phone=None)) is None

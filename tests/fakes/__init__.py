@@ -1,0 +1,1 @@
+"""Fake CRMs: real HTTP servers on loopback that store what the destination modules write."""

@@ -1,0 +1,29 @@
+"""A webhook receiver: stores each delivery once per `webhook-id`, as the Standard Webhooks spec asks receivers to."""
+from __future__ import annotations
+
+from typing import Any
+
+from tests.fakes.base import FakeCRM, FakeRequest, FakeResponse
+
+
+class WebhookReceiver(FakeCRM):
+    vendor = "webhook"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.received: list[FakeRequest] = []          # every request, duplicates included
+        self.deliveries: dict[str, dict[str, Any]] = {}  # webhook-id -> the first body received with it
+        self.reply: dict[str, Any] = {"ok": True}
+        self.route("POST", "/hooks/crm", self._receive)
+
+    def _receive(self, request: FakeRequest) -> FakeResponse:
+        self.received.append(request)
+        self.deliveries.setdefault(request.header("webhook-id"), request.json())
+        return FakeResponse(200, self.reply)
+
+    def rate_limited(self, retry_after: float | None) -> FakeResponse:
+        headers = {"Retry-After": str(int(retry_after))} if retry_after is not None else {}
+        return FakeResponse(429, {"error": "slow down"}, headers)
+
+    def server_error(self) -> FakeResponse:
+        return FakeResponse(503, {"error": "maintenance"})
