@@ -16,8 +16,10 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import InterfaceError
 from sqlalchemy.orm import Session, sessionmaker
 
+from crm_sync.delivery.planning import plan_deliveries
 from crm_sync.identity import Origin
 from crm_sync.model import CanonicalRecord
+from crm_sync.observe import observed_processing
 from crm_sync.store import StoreOptions, apply_event
 from ingest.db import transaction
 from ingest.events import begin_attempt, finish, hold, raw_request_of
@@ -38,11 +40,13 @@ class Outcome(StrEnum):
     SKIPPED = "skipped"  # already finished, or another attempt holds it
 
 
+@observed_processing
 def process_event(sessions: sessionmaker[Session], event_id: int, max_attempts: int = 5,
-                  options: StoreOptions | None = None) -> Outcome:
+                  options: StoreOptions | None = None, planned_for: set[str] | None = None) -> Outcome:
     """Process one stored event exactly once in effect, however often and concurrently it is called.
 
-    A transient database error propagates (the caller retries); anything else finishes the event.
+    A transient database error propagates (the caller retries); anything else finishes the event. Once the
+    processing transaction has committed, `planned_for` receives the destinations that got new deliveries.
     """
     options = options or StoreOptions()
     with transaction(sessions) as session:
@@ -50,7 +54,7 @@ def process_event(sessions: sessionmaker[Session], event_id: int, max_attempts: 
     if attempt is None:
         return Outcome.SKIPPED
     try:
-        return _run_attempt(sessions, event_id, attempt, options)
+        return _run_attempt(sessions, event_id, attempt, options, planned_for)
     except TRANSIENT_DB_ERRORS:
         raise
     except Exception as exc:  # a bug: keep the reason, make it replayable after the fix
@@ -61,16 +65,21 @@ def process_event(sessions: sessionmaker[Session], event_id: int, max_attempts: 
         return Outcome.DEAD
 
 
-def _run_attempt(sessions: sessionmaker[Session], event_id: int, attempt: int, options: StoreOptions) -> Outcome:
+def _run_attempt(sessions: sessionmaker[Session], event_id: int, attempt: int, options: StoreOptions,
+                 planned_for: set[str] | None) -> Outcome:
     """The processing transaction; rerun at once when PostgreSQL reports a conflict with a concurrent event."""
     tries = 0
     while True:
         tries += 1
+        planned: set[str] = set()
         try:
             with transaction(sessions) as session:
                 if not hold(session, event_id, attempt):
                     return Outcome.SKIPPED
-                return _process_held(session, session.get(Event, event_id), attempt, options)
+                outcome = _process_held(session, session.get(Event, event_id), attempt, options, planned)
+            if planned_for is not None:
+                planned_for.update(planned)
+            return outcome
         except OperationalError as exc:
             sqlstate = getattr(exc.orig, "sqlstate", None)
             if tries >= CONFLICT_RETRIES or sqlstate not in CONFLICT_SQLSTATES:
@@ -79,7 +88,8 @@ def _run_attempt(sessions: sessionmaker[Session], event_id: int, attempt: int, o
             time.sleep(random.uniform(0, 0.01 * tries))  # jitter, so the same two do not collide again
 
 
-def _process_held(session: Session, event: Event, attempt: int, options: StoreOptions) -> Outcome:
+def _process_held(session: Session, event: Event, attempt: int, options: StoreOptions, planned: set[str]
+                  ) -> Outcome:
     try:
         records = get_provider(event.provider).parse(raw_request_of(event))
     except UnknownProvider as exc:
@@ -89,6 +99,7 @@ def _process_held(session: Session, event: Event, attempt: int, options: StoreOp
     except IgnoreEvent as exc:
         return _end(session, event, attempt, EventStatus.IGNORED, "ignored", str(exc))
     result = apply_records(session, event, records, options)
+    planned.update(plan_deliveries(session, result["interaction_ids"], options.destinations))
     finish(session, event.id, attempt, EventStatus.PROCESSED, result=result)
     return Outcome.PROCESSED
 

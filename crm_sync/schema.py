@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ingest.schema import Base, BigId, utcnow
@@ -132,3 +132,88 @@ class InteractionEvent(Base):
     event_id: Mapped[int] = mapped_column(BigRef, primary_key=True)
     record_index: Mapped[int] = mapped_column(Integer, default=0)
     event_type: Mapped[str] = mapped_column(String(200))
+
+
+class DeliveryStatus:
+    PENDING = "pending"      # due at next_attempt_at
+    IN_FLIGHT = "in_flight"  # claimed by the destination's drainer (or orphaned by a dead one: claimed again)
+    SUCCEEDED = "succeeded"  # delivered_revision reached the CRM
+    FAILED = "failed"        # a transient failure; tried again at next_attempt_at
+    DEAD = "dead"            # a permanent failure or retries exhausted (reason in last_error_class); retriable
+
+    ALL = (PENDING, IN_FLIGHT, SUCCEEDED, FAILED, DEAD)
+    RETRIABLE = (FAILED, DEAD)
+
+
+class Delivery(Base):
+    """One interaction for one destination. `revision` counts what should be delivered; a bump re-arms the row.
+
+    `attempts` is never reset: a CRM module looks for its own earlier write when attempt > 1, so a retry or a
+    replay continues the count. The retry budget of the current round is attempts - attempts_at_arming, its age
+    runs from armed_at (creation, a new revision, or a manual retry).
+    """
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        Index("uq_deliveries_interaction_id_destination", "interaction_id", "destination", unique=True),
+        Index("ix_deliveries_destination_status_next_attempt_at", "destination", "status", "next_attempt_at"),
+        Index("ix_deliveries_status_updated_at", "status", "updated_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    destination: Mapped[str] = mapped_column(String(100))
+    interaction_id: Mapped[int] = mapped_column(BigRef, ForeignKey("interactions.id"))
+    contact_id: Mapped[int | None] = mapped_column(BigRef)   # at planning time; delivery resolves merges anew
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    delivered_revision: Mapped[int | None] = mapped_column(Integer)
+    fingerprint: Mapped[str] = mapped_column(String(64))      # what the revision stands for (see planning)
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    attempts_at_arming: Mapped[int] = mapped_column(Integer, default=0)
+    armed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    next_attempt_at: Mapped[datetime | None]
+    first_attempt_at: Mapped[datetime | None]
+    last_attempt_at: Mapped[datetime | None]
+    succeeded_at: Mapped[datetime | None]
+    last_status: Mapped[int | None] = mapped_column(Integer)     # the CRM's HTTP status of the last failure
+    last_error_class: Mapped[str | None] = mapped_column(String(64))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    crm_contact_id: Mapped[str | None] = mapped_column(String(255))
+    crm_interaction_id: Mapped[str | None] = mapped_column(String(255))
+    crm_url: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @property
+    def idempotency_key(self) -> str:
+        return idempotency_key(self.destination, self.interaction_id, self.revision)
+
+
+def idempotency_key(destination: str, interaction_id: int, revision: int) -> str:
+    """The same for every attempt and replay of one revision, so a CRM write can always find its earlier self."""
+    return f"{destination}:i{interaction_id}:r{revision}"
+
+
+class DestinationState(Base):
+    """Per destination, shared by every worker on every machine: the drain lease, the rate bucket, the breaker."""
+
+    __tablename__ = "destination_states"
+
+    destination: Mapped[str] = mapped_column(String(100), primary_key=True)
+    # At most one drainer per destination: whoever holds an unexpired lease.
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
+    # Token bucket; its clock is Unix seconds so the refill is plain arithmetic in one conditional UPDATE.
+    tokens: Mapped[float] = mapped_column(Float, default=0.0)
+    tokens_at: Mapped[float] = mapped_column(Float, default=0.0)
+    calls_per_delivery: Mapped[float] = mapped_column(Float, default=1.0)   # running estimate, sizes batches
+    # Halved by a batch that failed as a whole, doubled by one that got through: a flaky CRM gets small batches.
+    batch_limit: Mapped[int | None] = mapped_column(Integer)
+    # Nothing is attempted before this (the CRM's Retry-After for the account, or our bucket is empty).
+    throttled_until: Mapped[datetime | None]
+    # Circuit breaker: open after consecutive failed batches; each re-opening doubles the cool-down.
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    circuit_opened: Mapped[int] = mapped_column(Integer, default=0)
+    circuit_open_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -17,10 +17,12 @@ from crm_sync.profile import PrimaryPolicy, record_values, refresh_display, touc
 class StoreOptions:
     rules: MatchingRules = field(default_factory=MatchingRules)
     primary_policy: PrimaryPolicy = "keep_first"
+    destinations: tuple[str, ...] = ()   # every interaction recorded is planned for delivery to each of these
 
     @classmethod
     def from_settings(cls, settings) -> "StoreOptions":
-        return cls(rules=rules_from_settings(settings), primary_policy=settings.primary_policy)
+        return cls(rules=rules_from_settings(settings), primary_policy=settings.primary_policy,
+                   destinations=tuple(sorted(settings.destinations)))
 
 
 def apply_event(session: Session, origin: Origin, records: list[CanonicalRecord], options: StoreOptions) -> dict:

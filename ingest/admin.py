@@ -7,7 +7,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from ingest.errors import ApiError
 from ingest.event_admin import (
-    BadFilter, EventFilter, event_detail, event_summary, list_events, replay_events, replay_matching,
+    BadFilter, EventFilter, event_detail, event_summary, list_events, purged_message, replay_events, replay_matching,
 )
 from ingest.providers.base import secrets_equal
 from ingest.runtime import Runtime
@@ -66,6 +66,8 @@ def events_replay(event_id: int):
         event = session.get(Event, event_id)
         if event is None:
             raise ApiError(404, "not_found", f"no event {event_id}")
+        if event.purged_at is not None:
+            raise ApiError(409, "purged", purged_message(event))
     if not replay_events(runtime, [event_id]):
         raise ApiError(409, "in_flight", f"event {event_id} is {event.status}; replay it once it has finished")
     return jsonify(replayed=[event_id]), 202

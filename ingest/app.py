@@ -8,9 +8,11 @@ from flask import Flask, Response, jsonify
 from ingest.admin import admin
 from ingest.contacts_api import contacts_api
 from ingest.db import ping
+from ingest.deliveries_api import deliveries_api
 from ingest.errors import error_response, register_error_handlers
 from ingest.hooks import hooks
 from ingest.metrics import render
+from ingest.privacy_api import privacy_api
 from ingest.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,8 @@ def create_app(runtime: Runtime | None = None) -> Flask:
     app.register_blueprint(hooks)
     app.register_blueprint(admin)
     app.register_blueprint(contacts_api)
+    app.register_blueprint(deliveries_api)
+    app.register_blueprint(privacy_api)
 
     @app.get("/healthz")
     def healthz():
@@ -41,7 +45,7 @@ def create_app(runtime: Runtime | None = None) -> Flask:
 
     @app.get("/metrics")
     def metrics():
-        payload, content_type = render()
+        payload, content_type = render(runtime)
         return Response(payload, content_type=content_type)
 
     return app

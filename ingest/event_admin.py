@@ -76,6 +76,7 @@ def event_summary(event: Event) -> dict:
         "received_at": _iso(event.received_at), "processed_at": _iso(event.processed_at),
         "attempts": event.attempts, "duplicate_count": event.duplicate_count,
         "error_class": event.error_class, "error_message": event.error_message,
+        "purged_at": _iso(event.purged_at),
     }
 
 
@@ -85,6 +86,8 @@ def event_detail(event: Event) -> dict:
         body_text, body_base64 = body.decode("utf-8"), None
     except UnicodeDecodeError:
         body_text, body_base64 = None, base64.b64encode(body).decode("ascii")
+    if event.purged_at is not None:  # removed, not empty
+        body_text = None
     return {
         **event_summary(event),
         "dedup_key": event.dedup_key, "enqueued_at": _iso(event.enqueued_at),
@@ -99,7 +102,9 @@ def event_detail(event: Event) -> dict:
 
 
 def replay_events(runtime: Runtime, event_ids: list[int]) -> list[int]:
-    """Re-run the current code over the stored requests; returns the ids actually put back in the queue."""
+    """Re-run the current code over the stored requests; returns the ids actually put back in the queue.
+
+    Purged events are left out: their raw request is gone (see `purged_message`)."""
     with transaction(runtime.sessions) as session:
         replayed = reset_for_replay(session, event_ids)
     runtime.outbox.publish(replayed)
@@ -107,16 +112,23 @@ def replay_events(runtime: Runtime, event_ids: list[int]) -> list[int]:
 
 
 def replay_matching(runtime: Runtime, event_filter: EventFilter, dry_run: bool, batch: int = 500) -> dict:
-    """Replay every event matching the filter (dry run: only count them)."""
+    """Replay every event matching the filter (dry run: only count them); purged events are counted, not replayed."""
     with runtime.sessions() as session:
         matching = count_events(session, event_filter)
+        purged = session.scalar(event_filter.apply(select(func.count(Event.id))).where(Event.purged_at.is_not(None)))
         if dry_run:
-            return {"dry_run": True, "matching": matching, "replayed": 0}
-        ids = list(session.scalars(event_filter.apply(select(Event.id)).order_by(Event.id)))
+            return {"dry_run": True, "matching": matching, "purged": purged, "replayed": 0}
+        ids = list(session.scalars(event_filter.apply(select(Event.id)).where(Event.purged_at.is_(None))
+                                   .order_by(Event.id)))
     replayed = 0
     for start in range(0, len(ids), batch):
         replayed += len(replay_events(runtime, ids[start:start + batch]))
-    return {"dry_run": False, "matching": matching, "replayed": replayed}
+    return {"dry_run": False, "matching": matching, "purged": purged, "replayed": replayed}
+
+
+def purged_message(event: Event) -> str:
+    return (f"event {event.id} cannot be replayed: its raw request was purged at {_iso(event.purged_at)} "
+            f"(retention or erasure); its metadata is kept")
 
 
 def _iso(moment: datetime | None) -> str | None:

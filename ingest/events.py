@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, or_, select, update
+from sqlalchemy import Engine, Insert, Row, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from ingest.db import insert_for
@@ -39,21 +39,52 @@ def store_event(engine: Engine, *, source: str, provider: str, dedup_key: str, r
     redelivery gets the very same reply (and Roistat the very same order_id) as the first delivery did.
     """
     now = utcnow()
-    insert = insert_for(engine)(Event).values(
-        source=source, provider=provider, dedup_key=dedup_key,
-        method=request.method, path=request.path, query_string=request.query_string,
-        headers=storable_headers(request.headers, secret_headers), body=request.body,
-        content_type=request.content_type, remote_addr=request.remote_addr,
-        received_at=now, duplicate_count=0, status=EventStatus.RECEIVED, enqueued_at=now, attempts=0,
-    )
-    statement = insert.on_conflict_do_update(
-        index_elements=[Event.source, Event.dedup_key],
-        set_={"duplicate_count": Event.duplicate_count + 1, "last_duplicate_at": now},
-    ).returning(Event.id, Event.duplicate_count, Event.received_at)
-    with engine.begin() as connection:
-        row = connection.execute(statement).one()
+    row_values = {
+        "source": source, "provider": provider, "dedup_key": dedup_key,
+        "method": request.method, "path": request.path, "query_string": request.query_string,
+        "headers": storable_headers(request.headers, secret_headers), "body": request.body,
+        "content_type": request.content_type, "remote_addr": request.remote_addr,
+        "received_at": now, "duplicate_count": 0, "status": EventStatus.RECEIVED, "enqueued_at": now, "attempts": 0,
+    }
+    row = _execute_committed(engine, _upsert_statement(engine), row_values)
     return StoredEvent(id=row.id, is_duplicate=row.duplicate_count > 0, duplicate_count=row.duplicate_count,
                        received_at=row.received_at)
+
+
+def _execute_committed(engine: Engine, statement: Insert, values: dict) -> Row:
+    """Run one statement as its own committed transaction; its row.
+
+    On PostgreSQL in autocommit mode the statement is its own transaction: the server commits (and with
+    synchronous_commit flushes) it before it reports ready, and psycopg returns only after that report, so a row in
+    hand is a durable row. One round trip instead of three (BEGIN, INSERT, COMMIT). SQLite takes the explicit
+    transaction that ingest.db sets up for it.
+    """
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            return connection.execution_options(isolation_level="AUTOCOMMIT").execute(statement, values).one()
+    with engine.begin() as connection:
+        return connection.execute(statement, values).one()
+
+
+_UPSERT_COLUMNS = ("source", "provider", "dedup_key", "method", "path", "query_string", "headers", "body",
+                   "content_type", "remote_addr", "received_at", "duplicate_count", "status", "enqueued_at", "attempts")
+_upsert_statements: dict[str, Insert] = {}
+
+
+def _upsert_statement(engine: Engine) -> Insert:
+    """Built once per dialect with bound parameters: every request reuses its compiled form (the ingress hot path
+    otherwise spends most of its insert time constructing and caching a new ORM statement)."""
+    statement = _upsert_statements.get(engine.dialect.name)
+    if statement is None:
+        table = Event.__table__
+        insert = insert_for(engine)(table).values(
+            {name: bindparam(name, type_=table.c[name].type) for name in _UPSERT_COLUMNS})
+        statement = insert.on_conflict_do_update(
+            index_elements=[table.c.source, table.c.dedup_key],
+            set_={"duplicate_count": table.c.duplicate_count + 1, "last_duplicate_at": insert.excluded.received_at},
+        ).returning(table.c.id, table.c.duplicate_count, table.c.received_at)
+        _upsert_statements[engine.dialect.name] = statement
+    return statement
 
 
 def raw_request_of(event: Event) -> RawRequest:
@@ -135,9 +166,10 @@ def finish(session: Session, event_id: int, attempt: int, status: EventStatus, *
 
 
 def reset_for_replay(session: Session, event_ids: list[int]) -> list[int]:
-    """Put finished events back to `received` for the current code to process again; in-flight ones are left."""
+    """Put finished events back to `received` for the current code to process again; in-flight ones are left, and
+    so are purged ones (their raw request is gone)."""
     rows = session.execute(
-        update(Event).where(Event.id.in_(event_ids), Event.status.in_(FINAL_STATUSES))
+        update(Event).where(Event.id.in_(event_ids), Event.status.in_(FINAL_STATUSES), Event.purged_at.is_(None))
         .values(status=EventStatus.RECEIVED, attempts=0, error_class=None, error_message=None, enqueued_at=utcnow())
         .returning(Event.id)
     ).all()

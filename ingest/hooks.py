@@ -47,7 +47,7 @@ def receive(source_name: str, url_secret: str | None = None):
     response = jsonify(reply.body) if not isinstance(reply.body, (str, bytes)) else Response(reply.body)
     response.status_code = reply.status
     if stored_id is not None:
-        response.call_on_close(lambda: runtime.outbox.publish([stored_id]))
+        response.call_on_close(lambda: runtime.outbox.publish_after_response([stored_id]))
     ACK_SECONDS.labels(provider.name).observe(time.perf_counter() - started)
     return response
 
@@ -84,6 +84,9 @@ def _accept(runtime: Runtime, source: SourceSettings, provider: Provider) -> tup
         log.error("source %s: cannot store the request, asking the provider to retry: %s", source.name, exc)
         raise ApiError(503, "database_unavailable", "the request could not be stored; retry later",
                        {"Retry-After": DATABASE_RETRY_AFTER_SECONDS}) from None
+    log.info("event redelivered, counted on the first" if stored.is_duplicate else "event stored", extra={
+        "event_id": stored.id, "source": source.name, "provider": source.provider,
+        "outcome": "duplicate" if stored.is_duplicate else "accepted"})
     reply = _reply(provider, ReplyContext(stored, raw, source, runtime.sessions, runtime.settings))
     return reply, (None if stored.is_duplicate else stored.id)
 

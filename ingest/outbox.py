@@ -1,16 +1,22 @@
 """The outbox: stored events reach the broker after commit, and the relay catches every one that did not.
 
-The ingress publishes right after its commit. If the broker is down the request still succeeds: the event is left
+The ingress publishes right after its response: under the web server from a background thread of each worker, in
+batches, and otherwise before the request ends. If the broker is down the request still succeeds: the event is left
 for the relay (beat schedule and `crm-ingest sweep`), which also re-enqueues events whose message was lost or whose
 worker died. Delivery is therefore at least once; the event's status transitions make processing happen once.
 """
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
+from contextlib import nullcontext
 from datetime import timedelta
+from typing import ContextManager
 
 from celery import Celery
+from kombu import Producer
 from sqlalchemy.orm import Session, sessionmaker
 
 from ingest.db import transaction
@@ -23,6 +29,11 @@ MAINTENANCE_QUEUE = "maintenance"
 # After a failed publish the web process stops trying for this long, so a dead broker costs one timeout, not one
 # per request; the relay picks the events up meanwhile.
 BROKER_BACKOFF_SECONDS = 5.0
+# The background publisher sends at most this many events in one batch, and gets this long to flush at exit.
+BACKGROUND_BATCH_MAX_EVENTS = 200
+BACKGROUND_STOP_SECONDS = 10.0
+# Redis commands buffered before a pipeline is sent: a task message and its task-sent event are two.
+PUBLISH_BATCH_MAX_COMMANDS = 1000
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +44,25 @@ class Outbox:
         self.sessions = sessions
         self.requeue_after = timedelta(seconds=requeue_after_seconds)
         self._broker_down_until = 0.0
+        self._background: BackgroundPublisher | None = None
+
+    def publish_after_response(self, event_ids: list[int]) -> None:
+        """The ingress's publish: handed to the background publisher when the server started one, else sent now."""
+        background = self._background
+        if background is not None and background.submit(event_ids):
+            return
+        self.publish(event_ids)
+
+    def start_background_publisher(self) -> None:
+        """From here on this process publishes from one thread, in batches (a server calls it in each worker)."""
+        if self._background is None:
+            self._background = BackgroundPublisher(self)
+
+    def stop_background_publisher(self, timeout: float = BACKGROUND_STOP_SECONDS) -> None:
+        """Publish what is still waiting, then stop the thread; back to publishing at once."""
+        background, self._background = self._background, None
+        if background is not None:
+            background.stop(timeout)
 
     def publish(self, event_ids: list[int]) -> bool:
         """Send one process_event message per event; on failure hand the events to the relay."""
@@ -42,7 +72,7 @@ class Outbox:
             self._leave_for_relay(event_ids)
             return False
         try:
-            with self.celery.producer_or_acquire() as producer:
+            with self.celery.producer_or_acquire() as producer, _batch(producer):
                 for event_id in event_ids:
                     self.celery.send_task(PROCESS_EVENT_TASK, args=[event_id], queue=INGEST_QUEUE,
                                           producer=producer, retry=False, ignore_result=True)
@@ -74,3 +104,64 @@ class Outbox:
                 mark_not_enqueued(session, event_ids)
         except Exception as exc:  # the relay still finds them once requeue_after has passed
             log.warning("could not mark %d event(s) for the relay: %s", len(event_ids), exc)
+
+
+def _batch(producer: Producer) -> ContextManager:
+    """Every message of one publish, and its task-sent event, in one broker round trip where the transport can
+    (kombu >= 5.7 pipelines them on Redis); one message at a time elsewhere. A failed batch raises, and the whole
+    call is left for the relay: a message that did get through is then delivered twice, which processing absorbs."""
+    batch = getattr(producer, "batch", None)
+    return batch(max_size=PUBLISH_BATCH_MAX_COMMANDS) if batch else nullcontext()
+
+
+class BackgroundPublisher:
+    """One thread of a web process publishing the events its request threads hand over ("Enqueueing may batch").
+
+    A request thread's cost after its response is one queue put; while a batch is on its way to the broker the next
+    one gathers, so under load one round trip carries many messages. An event whose hand-off dies with the process
+    is still in the database with enqueued_at set, and the relay enqueues it after requeue_after_seconds, as it
+    does for any message lost between commit and broker.
+    """
+
+    _STOP = object()
+
+    def __init__(self, outbox: Outbox, max_batch: int = BACKGROUND_BATCH_MAX_EVENTS):
+        self.outbox = outbox
+        self.max_batch = max_batch
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()  # nothing is queued behind the stop marker, so a stop publishes everything
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="crm-ingest-publisher", daemon=True)
+        self._thread.start()
+
+    def submit(self, event_ids: list[int]) -> bool:
+        """Queue the events; False once stopping (the caller then publishes them itself)."""
+        with self._lock:
+            if self._stopped:
+                return False
+            for event_id in event_ids:
+                self._queue.put(event_id)
+        return True
+
+    def stop(self, timeout: float) -> None:
+        with self._lock:
+            self._stopped = True
+            self._queue.put(self._STOP)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            batch = [self._queue.get()]
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            if self._STOP in batch:
+                stopping = True
+                batch = [item for item in batch if item is not self._STOP]
+            try:
+                self.outbox.publish(batch)
+            except Exception:  # publish hands broker failures to the relay itself; this keeps the thread alive
+                log.exception("background publish of %d event(s) failed; the relay will enqueue them", len(batch))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from celery import Celery
 from sqlalchemy import Engine
@@ -10,6 +11,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from ingest.db import make_engine, make_sessions
 from ingest.outbox import Outbox
 from ingest.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from crm_sync.delivery.engine import DeliveryEngine
 
 
 class Runtime:
@@ -33,6 +37,12 @@ class Runtime:
         from workers.celery_app import create_celery  # workers depend on ingest, not the other way at import time
 
         return create_celery(self)
+
+    @cached_property
+    def delivery(self) -> "DeliveryEngine":
+        from crm_sync.delivery.engine import DeliveryEngine
+
+        return DeliveryEngine(self.settings, self.sessions, celery=lambda: self.celery)
 
     @cached_property
     def outbox(self) -> Outbox:

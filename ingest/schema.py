@@ -92,3 +92,29 @@ class Event(Base):
     error_class: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
     result: Mapped[dict[str, Any] | None]
+    # Set when the raw request (body, headers, query string) was removed by the retention purge or an erasure;
+    # the metadata stays, and the event can no longer be replayed.
+    purged_at: Mapped[datetime | None]
+
+
+class Erasure(Base):
+    """The tombstone of one right-to-erasure request: what was erased, when and by which command.
+
+    Never the erased values themselves: only ids, counts and which kinds of identifier (email, phone) were given.
+    The CRM records linked to the person are listed, because they must be erased in each CRM by hand.
+    """
+
+    __tablename__ = "erasures"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    erased_at: Mapped[datetime] = mapped_column(default=utcnow)
+    command: Mapped[str] = mapped_column(String(200))         # e.g. "crm-ingest forget", "POST /api/forget"
+    matched_by: Mapped[list[Any]] = mapped_column(default=list)  # ["email"], ["phone"], ["email", "phone"]
+    contact_ids: Mapped[list[Any]] = mapped_column(default=list)
+    interaction_ids: Mapped[list[Any]] = mapped_column(default=list)
+    event_ids: Mapped[list[Any]] = mapped_column(default=list)
+    delivery_ids: Mapped[list[Any]] = mapped_column(default=list)
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    crm_records: Mapped[list[Any]] = mapped_column(default=list)  # [{destination, record_id, url}] to erase by hand
+    # Events a worker held while the erasure ran: left untouched; run the erasure again once they have finished.
+    in_flight_event_ids: Mapped[list[Any]] = mapped_column(default=list)

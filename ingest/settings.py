@@ -85,9 +85,17 @@ class Settings(BaseModel):
     # An event still waiting this long after its last enqueue is enqueued again by the relay (lost message, dead worker).
     requeue_after_seconds: float = Field(default=60.0, gt=0)
     relay_interval_seconds: float = Field(default=10.0, gt=0)
+    # How often beat wakes the drainer of every destination with deliveries due (retries that fell due, lost wakes).
+    delivery_sweep_interval_seconds: float = Field(default=5.0, gt=0)
     # A broker publish from the web process gives up after this long; the relay then takes over.
     publish_timeout_seconds: float = Field(default=1.0, gt=0)
     max_process_attempts: int = Field(default=5, ge=1)
+    # Logs: "json" (one object per line) or "text"; unset, production commands write JSON and `dev` text.
+    log_format: Literal["json", "text"] | None = None
+    # Mask emails, phone numbers and message text in every log line; false only to debug, never in production.
+    log_redaction: bool = True
+    # Raw requests of finished events older than this many days are purged daily by beat (metadata kept). Off: None.
+    retention_days: int | None = Field(default=None, ge=1)
     sources: dict[str, SourceSettings] = Field(default_factory=dict)
     destinations: dict[str, DestinationSettings] = Field(default_factory=dict)
 

@@ -90,10 +90,10 @@ def test_bulk_replay_counts_first_and_replays_only_when_asked(client, runtime, a
     for event_id in (1, 2, 3):
         process_event(runtime.sessions, event_id)
     dry = client.post("/api/replay", json={"status": "dead"}, headers=admin_headers).json
-    assert dry == {"dry_run": True, "matching": 2, "replayed": 0}
+    assert dry == {"dry_run": True, "matching": 2, "purged": 0, "replayed": 0}
     assert status_of(runtime, 1) == "dead"
     done = client.post("/api/replay", json={"status": "dead", "dry_run": False}, headers=admin_headers).json
-    assert done == {"dry_run": False, "matching": 2, "replayed": 2}
+    assert done == {"dry_run": False, "matching": 2, "purged": 0, "replayed": 2}
     assert [status_of(runtime, i) for i in (1, 2, 3)] == ["received", "received", "processed"]
 
 

@@ -7,14 +7,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from celery import Celery
+from celery.schedules import crontab
 from kombu import Queue
 
+from crm_sync.delivery.wake import DELIVER_QUEUE, SCHEDULE_TASK
 from ingest.outbox import INGEST_QUEUE, MAINTENANCE_QUEUE, RELAY_TASK
+from ingest.retention import PURGE_TASK
 
 if TYPE_CHECKING:
     from ingest.runtime import Runtime
 
-DELIVER_QUEUE = "deliver"
 # Longer than any countdown we use, so Redis never hands a task to a second worker while the first still has it;
 # lost messages are the relay's job, not the visibility timeout's.
 VISIBILITY_TIMEOUT_SECONDS = 3600
@@ -45,10 +47,16 @@ def create_celery(runtime: "Runtime") -> Celery:
         beat_schedule={
             "relay-outbox": {"task": RELAY_TASK, "schedule": settings.relay_interval_seconds,
                              "options": {"queue": MAINTENANCE_QUEUE, "expires": settings.relay_interval_seconds}},
+            "schedule-deliveries": {"task": SCHEDULE_TASK, "schedule": settings.delivery_sweep_interval_seconds,
+                                    "options": {"queue": MAINTENANCE_QUEUE,
+                                                "expires": settings.delivery_sweep_interval_seconds}},
         },
         beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),
         timezone="UTC",
     )
+    if settings.retention_days:
+        app.conf.beat_schedule["purge-raw-requests"] = {
+            "task": PURGE_TASK, "schedule": crontab(minute=17, hour=3), "options": {"queue": MAINTENANCE_QUEUE}}
     app.runtime = runtime
     from workers.tasks import register_tasks
 

@@ -7,6 +7,7 @@ import sys
 import click
 
 from ingest.settings import ConfigError, Settings, config_path, load_settings, mask_url
+from workers.observability import log_format_option
 
 QUEUES = "ingest,deliver,maintenance"
 
@@ -32,11 +33,12 @@ def main() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-def dev(host: str, port: int) -> None:
+@log_format_option
+def dev(host: str, port: int, log_format: str | None) -> None:
     """Web, worker and beat in one process tree; writes a starter config on first run. Ctrl-C stops all."""
     from workers.dev import run_dev
 
-    sys.exit(run_dev(host, port))
+    sys.exit(run_dev(host, port, log_format))
 
 
 @main.command()
@@ -44,30 +46,54 @@ def dev(host: str, port: int) -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int, help="gunicorn worker processes")
 @click.option("--threads", default=4, show_default=True, type=int, help="threads per worker process")
-def web(host: str, port: int, workers: int, threads: int) -> None:
+@log_format_option
+def web(host: str, port: int, workers: int, threads: int, log_format: str | None) -> None:
     """Serve webhooks and the admin API with gunicorn."""
+    from workers.observability import setup_logging_for
     from workers.web import serve
 
-    serve(host, port, workers, threads, _settings().data_dir)
+    settings = _settings()
+    setup_logging_for(settings, log_format)
+    serve(host, port, workers, threads, settings.data_dir)
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.option("--concurrency", "-c", default=2, show_default=True, type=int)
 @click.option("--queues", "-Q", default=QUEUES, show_default=True)
+@click.option("--metrics-port", type=int, default=None, envvar="CRM_INGEST_WORKER_METRICS_PORT",
+              help="serve this worker's own /metrics on this port (machines without a web process)")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True, help="address for --metrics-port")
+@log_format_option
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
-def worker(concurrency: int, queues: str, celery_args: tuple[str, ...]) -> None:
+def worker(concurrency: int, queues: str, metrics_port: int | None, metrics_host: str, log_format: str | None,
+           celery_args: tuple[str, ...]) -> None:
     """A Celery worker (extra arguments go to celery, e.g. --hostname, --loglevel)."""
+    from ingest.metrics_files import prepare_worker_folder
+    from ingest.runtime import Runtime
+    from workers.observability import hand_celery_logging_to_us, start_worker_metrics_server
+
     argv = ["worker", f"--concurrency={concurrency}", f"--queues={queues}", *celery_args]
     if not any(arg.startswith(("--loglevel", "-l")) for arg in celery_args):
         argv.append("--loglevel=INFO")
-    _runtime().celery.worker_main(argv)
+    settings = _settings()
+    folder = prepare_worker_folder(settings.data_dir, metrics_port)  # before any metric exists in this process
+    if metrics_port:
+        start_worker_metrics_server(folder, metrics_host, metrics_port)
+    hand_celery_logging_to_us(settings, log_format)
+    Runtime(settings).celery.worker_main(argv)
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
+@log_format_option
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
-def beat(celery_args: tuple[str, ...]) -> None:
-    """Celery beat: runs the outbox relay on its schedule. Run exactly one."""
-    _runtime().celery.start(["beat", "--loglevel=INFO", *celery_args])
+def beat(log_format: str | None, celery_args: tuple[str, ...]) -> None:
+    """Celery beat: runs the outbox relay and the delivery sweep on their schedules. Run exactly one."""
+    from ingest.runtime import Runtime
+    from workers.observability import hand_celery_logging_to_us
+
+    settings = _settings()
+    hand_celery_logging_to_us(settings, log_format)
+    Runtime(settings).celery.start(["beat", "--loglevel=INFO", *celery_args])
 
 
 @main.command()
@@ -82,8 +108,11 @@ def migrate() -> None:
 
 @main.command()
 def sweep() -> None:
-    """Enqueue every event still waiting (broker was down, message lost, worker died)."""
-    click.echo(f"enqueued {_runtime().outbox.relay()} event(s)")
+    """Enqueue every event still waiting, and wake the drainer of every destination with deliveries due."""
+    runtime = _runtime()
+    click.echo(f"enqueued {runtime.outbox.relay()} event(s)")
+    woken = runtime.delivery.schedule()
+    click.echo(f"woke {len(woken)} destination(s){': ' + ', '.join(woken) if woken else ''}")
 
 
 @main.command("check-config")
@@ -160,6 +189,7 @@ def replay(event_id, status, source, since, dry_run) -> None:
 
     runtime = _runtime()
     if event_id is not None:
+        _refuse_purged(runtime, event_id)
         if dry_run:
             click.echo(f"would replay event {event_id}")
             return
@@ -170,7 +200,19 @@ def replay(event_id, status, source, since, dry_run) -> None:
         raise click.UsageError("give --event ID, or --status (with optional --source/--since)")
     outcome = replay_matching(runtime, _event_filter(status, source, None, since), dry_run)
     verb = "would replay" if dry_run else "replayed"
-    click.echo(f"{verb} {outcome['matching'] if dry_run else outcome['replayed']} of {outcome['matching']} event(s)")
+    replayable = outcome["matching"] - outcome["purged"]
+    purged = f" ({outcome['purged']} purged: their raw request is gone)" if outcome["purged"] else ""
+    click.echo(f"{verb} {replayable if dry_run else outcome['replayed']} of {outcome['matching']} event(s){purged}")
+
+
+def _refuse_purged(runtime, event_id: int) -> None:
+    from ingest.event_admin import purged_message
+    from ingest.schema import Event
+
+    with runtime.sessions() as session:
+        event = session.get(Event, event_id)
+        if event is not None and event.purged_at is not None:
+            raise click.ClickException(purged_message(event))
 
 
 def _event_filter(status, source, provider, since):
@@ -181,6 +223,15 @@ def _event_filter(status, source, provider, since):
     except BadFilter as exc:
         raise click.BadParameter(str(exc)) from None
 
+
+from workers.ops_cli import forget, purge  # noqa: E402  (the privacy commands live in their own module)
+
+main.add_command(purge)
+main.add_command(forget)
+
+from workers.delivery_cli import deliveries  # noqa: E402  (a group of its own module, registered here)
+
+main.add_command(deliveries)
 
 if __name__ == "__main__":
     main()

@@ -16,7 +16,7 @@ POLL_SECONDS = 0.5
 STOP_TIMEOUT_SECONDS = 15
 
 
-def run_dev(host: str, port: int) -> int:
+def run_dev(host: str, port: int, log_format: str | None = None) -> int:
     path = config_path()
     if write_starter_config(path):
         click.echo(f"wrote a starter config with fresh secrets to {path}")
@@ -34,10 +34,12 @@ def run_dev(host: str, port: int) -> int:
         click.echo(f"  {line}")
     if settings.admin_token:
         click.echo(f"admin API: {base_url}/api/events with Authorization: Bearer <admin_token from {path}>")
+    # Text reads better in a terminal; the log_format setting or --log-format asks for JSON.
+    log_format = log_format or settings.log_format or "text"
     return _supervise([
-        ["web", "--host", host, "--port", str(port), "--workers", "1", "--threads", "4"],
-        ["worker", "--concurrency", "2"],
-        ["beat"],
+        ["web", "--host", host, "--port", str(port), "--workers", "1", "--threads", "4", "--log-format", log_format],
+        ["worker", "--concurrency", "2", "--log-format", log_format],
+        ["beat", "--log-format", log_format],
     ])
 
 

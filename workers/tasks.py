@@ -5,9 +5,12 @@ import logging
 
 from celery import Celery
 
+from crm_sync.delivery.wake import DELIVER_QUEUE, DRAIN_TASK, SCHEDULE_TASK
+from crm_sync.metrics import events_relayed
 from crm_sync.pipeline import TRANSIENT_DB_ERRORS, process_event
 from crm_sync.store import StoreOptions
 from ingest.outbox import MAINTENANCE_QUEUE, PROCESS_EVENT_TASK, RELAY_TASK
+from ingest.retention import PURGE_TASK, run_retention
 
 log = logging.getLogger(__name__)
 
@@ -20,10 +23,32 @@ def register_tasks(app: Celery) -> None:
     @app.task(shared=False, name=PROCESS_EVENT_TASK, autoretry_for=TRANSIENT_DB_ERRORS, retry_backoff=True, retry_backoff_max=60,
               max_retries=5)
     def process_event_task(event_id: int) -> str:
-        outcome = process_event(runtime.sessions, event_id, runtime.settings.max_process_attempts, store_options)
-        log.info("event %s: %s", event_id, outcome)
+        planned: set[str] = set()
+        outcome = process_event(runtime.sessions, event_id, runtime.settings.max_process_attempts, store_options,
+                                planned_for=planned)
+        runtime.delivery.wake(planned)
         return outcome.value
 
     @app.task(shared=False, name=RELAY_TASK, queue=MAINTENANCE_QUEUE)
     def relay_outbox_task() -> int:
-        return runtime.outbox.relay()
+        relayed = runtime.outbox.relay()
+        events_relayed(relayed)
+        return relayed
+
+    @app.task(shared=False, name=PURGE_TASK, queue=MAINTENANCE_QUEUE)
+    def purge_raw_requests_task() -> int:
+        report = run_retention(runtime.sessions, runtime.settings.retention_days)
+        return report.events if report else 0
+
+    @app.task(shared=False, name=DRAIN_TASK, queue=DELIVER_QUEUE)
+    def drain_destination_task(name: str) -> str:
+        report = runtime.delivery.drain(name)
+        log.info("drain %s: %s succeeded, %s failed, %s dead in %s batch(es); %s", name, report.succeeded,
+                 report.failed, report.dead, report.batches, report.stopped)
+        if report.more_due:   # the time budget ran out: a fresh task continues, after whatever else is queued
+            runtime.delivery.wake([name])
+        return report.stopped
+
+    @app.task(shared=False, name=SCHEDULE_TASK, queue=MAINTENANCE_QUEUE)
+    def schedule_deliveries_task() -> list[str]:
+        return runtime.delivery.schedule()

@@ -1,6 +1,7 @@
 """Serving the Flask app with gunicorn, the production server, from `crm-ingest web` and `crm-ingest dev`."""
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 from pathlib import Path
@@ -9,11 +10,15 @@ from gunicorn.app.base import BaseApplication
 
 # gunicorn's default line without the query string: Roistat sends its credential (`token`) as a query parameter.
 ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(f)s" "%(a)s"'
+# "module:callable" building the WSGI app in each worker; another one serves other apps with the very same settings
+# (the ingress benchmark's hello-world baseline).
+DEFAULT_APP_FACTORY = "ingest.app:create_app"
 
 
 class GunicornServer(BaseApplication):
-    def __init__(self, options: dict):
+    def __init__(self, options: dict, app_factory: str = DEFAULT_APP_FACTORY):
         self.options = options
+        self.app_factory = app_factory
         super().__init__()
 
     def load_config(self) -> None:
@@ -21,15 +26,28 @@ class GunicornServer(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self):
-        from ingest.app import create_app
-
-        return create_app()
+        module, _, name = self.app_factory.partition(":")
+        return getattr(importlib.import_module(module), name)()
 
 
 def _child_exit(server, worker) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def _post_worker_init(worker) -> None:
+    """The crm-ingest app publishes from a background thread of each worker, in batches."""
+    runtime = getattr(worker.wsgi, "extensions", {}).get("crm_ingest")
+    if runtime is not None:
+        runtime.outbox.start_background_publisher()
+
+
+def _worker_exit(server, worker) -> None:
+    """Publish whatever the background thread still holds before the worker goes."""
+    runtime = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("crm_ingest")
+    if runtime is not None:
+        runtime.outbox.stop_background_publisher()
 
 
 def prepare_metrics_dir(data_dir: Path) -> None:
@@ -42,9 +60,15 @@ def prepare_metrics_dir(data_dir: Path) -> None:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder.resolve())
 
 
-def serve(host: str, port: int, workers: int, threads: int, data_dir: Path) -> None:
+def serve(host: str, port: int, workers: int, threads: int, data_dir: Path,
+          app_factory: str = DEFAULT_APP_FACTORY) -> None:
     prepare_metrics_dir(data_dir)
-    GunicornServer({
+    GunicornServer(gunicorn_options(host, port, workers, threads), app_factory).run()
+
+
+def gunicorn_options(host: str, port: int, workers: int, threads: int) -> dict:
+    """The production server settings of `crm-ingest web`."""
+    return {
         "bind": f"{host}:{port}",
         "workers": workers,
         "threads": threads,
@@ -54,6 +78,9 @@ def serve(host: str, port: int, workers: int, threads: int, data_dir: Path) -> N
         "keepalive": 5,
         "accesslog": "-",
         "access_log_format": ACCESS_LOG_FORMAT,
+        "logger_class": "workers.gunicorn_logger.GunicornLogger",  # through crm-ingest's JSON, redacted logging
         "child_exit": _child_exit,
+        "post_worker_init": _post_worker_init,
+        "worker_exit": _worker_exit,
         "control_socket_disable": True,  # one per host by default: two servers on a machine would clash
-    }).run()
+    }

@@ -68,6 +68,14 @@ class DestinationSettings(BaseModel):
     max_attempts: int = 8
     max_age_seconds: float = 86_400.0  # a delivery older than this goes dead even with attempts left
     primary: bool = False              # its record is the `crm_link` in Jivo's reply
+    # The delivery engine's schedule: full-jitter exponential backoff between attempts, capped.
+    retry_initial_seconds: float = 2.0
+    retry_max_seconds: float = 900.0
+    # The circuit breaker: this many failed batches in a row pause the destination for a cool-down that doubles
+    # with each re-opening (up to the max); afterwards one trial delivery decides whether it resumes.
+    circuit_failures: int = 5
+    circuit_cooldown_seconds: float = 30.0
+    circuit_max_cooldown_seconds: float = 900.0
 
     @field_validator("rate")
     @classmethod
@@ -76,14 +84,15 @@ class DestinationSettings(BaseModel):
             RateLimit.parse(value)
         return value
 
-    @field_validator("timeout_seconds", "max_age_seconds")
+    @field_validator("timeout_seconds", "max_age_seconds", "retry_initial_seconds", "retry_max_seconds",
+                     "circuit_cooldown_seconds", "circuit_max_cooldown_seconds")
     @classmethod
     def _positive_duration(cls, value: float) -> float:
         if value <= 0:
             raise ValueError("must be a positive number of seconds")
         return value
 
-    @field_validator("max_attempts")
+    @field_validator("max_attempts", "circuit_failures")
     @classmethod
     def _at_least_one_attempt(cls, value: int) -> int:
         if value < 1:

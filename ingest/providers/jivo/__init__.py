@@ -104,4 +104,5 @@ def _card_or_ok(context: "ReplyContext") -> dict[str, Any]:
     with context.sessions() as session:
         card = lookup_card(session, person, settings.default_phone_region, rules_from_settings(settings),
                            source=context.source.name)
-    return dict(OK) if card is None else card_reply(card, conversation_id(event))
+    primary = next((name for name, destination in settings.destinations.items() if destination.primary), None)
+    return dict(OK) if card is None else card_reply(card, conversation_id(event), primary)

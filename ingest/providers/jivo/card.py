@@ -20,15 +20,18 @@ CARD_INTERACTION_LIMIT = 20
 CONVERSATION_KINDS = frozenset({InteractionKind.CHAT.value, InteractionKind.MESSAGE.value})
 
 
-def card_reply(card: "ContactCard", current_conversation: str | None) -> dict[str, Any]:
-    """`{"result": "ok", "contact_info", "custom_data", "crm_link", "enable_assign"}` for a known contact."""
+def card_reply(card: "ContactCard", current_conversation: str | None, primary: str | None = None) -> dict[str, Any]:
+    """`{"result": "ok", "contact_info", "custom_data", "crm_link", "enable_assign"}` for a known contact.
+
+    `crm_link` is the record in the `primary` destination when the contact has one there, else the first by name.
+    """
     body: dict[str, Any] = dict(OK)
     contact_info = _present({"name": card.name, "phone": _display_phone(_first(card.phones)),
                              "email": _first(card.emails)})
     if contact_info:
         body["contact_info"] = contact_info
     earlier = [i for i in card.interactions if not current_conversation or i.conversation_id != current_conversation]
-    links = sorted(card.crm_links.items())
+    links = sorted(card.crm_links.items(), key=lambda link: (link[0] != primary, link[0]))
     body["custom_data"] = [*_history(card, earlier), *_more_crm_links(links)]
     if links:
         body["crm_link"] = links[0][1]

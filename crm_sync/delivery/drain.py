@@ -1,0 +1,204 @@
+"""Draining one destination: lease, claim due deliveries in batches, deliver, record, repeat while work is due.
+
+One drain holds the destination's lease (so it is the only one on any machine), one `httpx.Client` whose every call
+passes the shared rate bucket, and a time budget: when it runs out with work still due, the report says so and the
+task hands over to a fresh one, so a busy destination never monopolises a worker.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import ssl
+import time
+import traceback
+import uuid
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cache
+
+import httpx
+from sqlalchemy.orm import Session, sessionmaker
+
+from crm_sync.delivery import circuit
+from crm_sync.delivery.claims import claim_due, has_due
+from crm_sync.delivery.clock import SYSTEM_CLOCK, Clock
+from crm_sync.delivery.lease import LEASE_SECONDS, Heartbeat, release_lease, take_lease
+from crm_sync.delivery.ratelimit import MAX_CALL_WAIT_SECONDS, CallGate, RateLimitedTransport, seconds_until
+from crm_sync.delivery.results import record_outcomes
+from crm_sync.delivery.retry import RetryPolicy
+from crm_sync.delivery.snapshots import Claimed, build_requests
+from crm_sync.destinations import get_destination_class
+from crm_sync.destinations.base import DeliveryError, DeliveryResult, Destination, DestinationSettings, \
+    PermanentError, TransientError
+from crm_sync.metrics import TimedTransport
+from crm_sync.schema import DeliveryStatus
+from crm_sync.observe import delivery_attempt_ended
+from ingest.db import transaction
+
+log = logging.getLogger(__name__)
+DEFAULT_BATCH = 50
+DRAIN_SECONDS = 30.0
+
+
+@dataclass
+class DrainReport:
+    destination: str
+    succeeded: int = 0
+    failed: int = 0
+    dead: int = 0
+    batches: int = 0
+    # idle (nothing due), busy (another drainer holds the lease), paused (breaker open or throttled),
+    # budget (time is up with work still due: drain again), unknown (not configured)
+    stopped: str = "idle"
+    resume_at: datetime | None = None
+
+    @property
+    def more_due(self) -> bool:
+        return self.stopped == "budget"
+
+
+class Drainer:
+    def __init__(self, settings: DestinationSettings, sessions: sessionmaker[Session], clock: Clock = SYSTEM_CLOCK,
+                 primary_policy: str = "keep_first", time_budget: float = DRAIN_SECONDS,
+                 lease_seconds: float = LEASE_SECONDS):
+        self.settings, self.sessions, self.clock = settings, sessions, clock
+        self.primary_policy, self.time_budget, self.lease_seconds = primary_policy, time_budget, lease_seconds
+        self.policy = RetryPolicy.of(settings)
+        self.max_batch = getattr(settings, "batch_size", None) or DEFAULT_BATCH
+        self.owner = uuid.uuid4().hex
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    def run(self) -> DrainReport:
+        report = DrainReport(self.name)
+        deadline = time.monotonic() + self.time_budget
+        while True:
+            if not take_lease(self.sessions, self.name, self.owner, self.clock.now(), self.lease_seconds):
+                report.stopped = "busy"
+                return report
+            try:
+                with Heartbeat(self.sessions, self.name, self.owner, self.clock, self.lease_seconds) as lease:
+                    self._drain_leased(report, deadline, lease)
+            finally:
+                release_lease(self.sessions, self.name, self.owner)
+            # Work planned while we were letting go of the lease found it still held and published nothing:
+            # look once more now that it is free.
+            if report.stopped != "idle" or not self._has_due():
+                return report
+            if time.monotonic() >= deadline:
+                report.stopped = "budget"
+                return report
+
+    def _has_due(self) -> bool:
+        with self.sessions() as session:
+            return has_due(session, self.name, self.clock.now())
+
+    def _drain_leased(self, report: DrainReport, deadline: float, lease: Heartbeat) -> None:
+        gate = CallGate(self.sessions, self.name, self.settings.rate_limit, self.clock)
+        with ExitStack() as resources:
+            destination: Destination | None = None
+            while time.monotonic() < deadline:
+                if lease.lost:
+                    report.stopped = "busy"
+                    return
+                size = self._batch_size(gate, report)
+                if not size:
+                    return
+                with transaction(self.sessions) as session:
+                    claimed = claim_due(session, self.name, self.clock.now(), size)
+                if not claimed:
+                    report.stopped = "idle"
+                    return
+                destination = destination or self._connect(gate, resources)
+                self._deliver(destination, claimed, gate, report)
+            report.stopped = "budget"
+
+    def _connect(self, gate: CallGate, resources: ExitStack) -> Destination:
+        """The CRM module on this drain's client: every call passes the rate gate, and is timed."""
+        transport = RateLimitedTransport(gate, TimedTransport(self.name, httpx.HTTPTransport(verify=tls_context())))
+        http = resources.enter_context(httpx.Client(timeout=self.settings.timeout_seconds, transport=transport))
+        return get_destination_class(self.settings.kind)(self.settings, http)
+
+    def _batch_size(self, gate: CallGate, report: DrainReport) -> int:
+        """How many deliveries the next batch may take (0: stop, the report says until when)."""
+        now = self.clock.now()
+        with transaction(self.sessions) as session:
+            allowed = circuit.gate(session, self.settings, now)
+            if allowed.paused_until:
+                report.stopped, report.resume_at = "paused", allowed.paused_until
+                return 0
+            if allowed.trial:
+                return 1
+            largest = min(self.max_batch, allowed.batch_limit or self.max_batch)
+            if gate.bucket is None:
+                return largest
+            per_delivery = max(allowed.calls_per_delivery, 0.01)
+            epoch = self.clock.epoch()
+            wait = seconds_until(session, self.name, gate.bucket, epoch, per_delivery)
+            if wait > MAX_CALL_WAIT_SECONDS:
+                report.stopped, report.resume_at = "paused", now + timedelta(seconds=wait)
+                circuit.throttle(session, self.name, report.resume_at, now)
+                return 0
+            affordable = gate.bucket.capacity + gate.bucket.refill_per_second * self.time_budget
+            return max(1, min(largest, math.floor(affordable / per_delivery)))
+
+    def _deliver(self, destination: Destination, claimed: list[Claimed], gate: CallGate, report: DrainReport) -> None:
+        with self.sessions() as session:
+            requests = build_requests(session, self.name, claimed, self.primary_policy)
+        ready = [item for item in claimed if item.delivery_id in requests]
+        calls_before = gate.calls
+        outcomes = self._call(destination, [requests[item.delivery_id] for item in ready])
+        batch = circuit.BatchOutcome(calls=gate.calls - calls_before)
+        results = [(item, requests[item.delivery_id], outcome) for item, outcome in zip(ready, outcomes)]
+        results += [(item, None, PermanentError("no_contact", "the interaction has no contact to deliver"))
+                    for item in claimed if item.delivery_id not in requests]
+        now = self.clock.now()
+        statuses = record_outcomes(self.sessions, self.name, results, now, self.policy, self.primary_policy)
+        for item, request, outcome in results:
+            if request is not None:   # what the CRM said: the breaker's and the batch size's evidence
+                batch.add(outcome)
+            self._count(item, outcome, statuses[item.delivery_id], report)
+        with transaction(self.sessions) as session:
+            circuit.record_batch(session, self.settings, batch, now)
+        report.batches += 1
+
+    def _call(self, destination: Destination, requests: list) -> list[DeliveryResult | DeliveryError]:
+        if not requests:
+            return []
+        try:
+            outcomes = destination.deliver_batch(requests)
+            if len(outcomes) != len(requests):
+                raise RuntimeError(f"deliver_batch answered {len(outcomes)} outcomes for {len(requests)} requests")
+            return outcomes
+        except DeliveryError as exc:
+            return [exc] * len(requests)
+        except Exception as exc:  # a bug in a CRM module: retried like an outage, replayable after the fix
+            log.exception("destination %s: deliver_batch failed", self.name)
+            return [TransientError("internal_error", _describe(exc))] * len(requests)
+
+    def _count(self, item: Claimed, outcome, status: str | None, report: DrainReport) -> None:
+        delivery_attempt_ended(self.name, item, outcome, status)  # one log line per attempt, and the metrics
+        if status is None:
+            return
+        if isinstance(outcome, DeliveryResult):
+            report.succeeded += 1
+        elif status == DeliveryStatus.DEAD:
+            report.dead += 1
+        else:
+            report.failed += 1
+
+
+@cache
+def tls_context() -> ssl.SSLContext:
+    """One verifying TLS context per process (httpx's default, SSL_CERT_FILE honoured): building one loads the CA
+    bundle, which costs more than a CRM call."""
+    return httpx.create_ssl_context()
+
+
+def _describe(exc: BaseException) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
+    return f"{type(exc).__name__}: {exc}{where}"

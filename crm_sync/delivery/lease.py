@@ -1,0 +1,93 @@
+"""The drain lease: at most one drainer per destination across every worker on every machine.
+
+Taking it is one conditional UPDATE (free, expired, or already ours), so two drainers racing for it cannot both win.
+Holding it serialises a destination's deliveries, which the search-then-create CRM modules rely on to never create
+one person twice. A heartbeat thread keeps it while a slow batch runs; a drainer that dies stops renewing, and the
+lease runs out for the next one, who claims the orphaned in-flight deliveries again.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from crm_sync.delivery.clock import Clock
+from crm_sync.schema import DestinationState
+from ingest.db import insert_for, transaction
+
+LEASE_SECONDS = 60.0
+log = logging.getLogger(__name__)
+
+
+def ensure_state(session: Session, name: str, now: datetime) -> None:
+    session.execute(insert_for(session)(DestinationState).values(destination=name, updated_at=now)
+                    .on_conflict_do_nothing(index_elements=["destination"]))
+
+
+def take_lease(sessions: sessionmaker[Session], name: str, owner: str, now: datetime,
+               seconds: float = LEASE_SECONDS) -> bool:
+    with transaction(sessions) as session:
+        ensure_state(session, name, now)
+        result = session.execute(
+            update(DestinationState)
+            .where(DestinationState.destination == name,
+                   or_(DestinationState.lease_until.is_(None), DestinationState.lease_until <= now,
+                       DestinationState.lease_owner == owner))
+            .values(lease_owner=owner, lease_until=now + timedelta(seconds=seconds), updated_at=now))
+        return result.rowcount == 1
+
+
+def renew_lease(sessions: sessionmaker[Session], name: str, owner: str, now: datetime,
+                seconds: float = LEASE_SECONDS) -> bool:
+    """False if the lease is no longer ours (it ran out and another drainer took it)."""
+    with transaction(sessions) as session:
+        result = session.execute(
+            update(DestinationState)
+            .where(DestinationState.destination == name, DestinationState.lease_owner == owner)
+            .values(lease_until=now + timedelta(seconds=seconds)))
+        return result.rowcount == 1
+
+
+def release_lease(sessions: sessionmaker[Session], name: str, owner: str) -> None:
+    with transaction(sessions) as session:
+        session.execute(update(DestinationState)
+                        .where(DestinationState.destination == name, DestinationState.lease_owner == owner)
+                        .values(lease_owner=None, lease_until=None))
+
+
+class Heartbeat:
+    """Renews a lease every quarter of its length from a thread, for as long as the `with` block runs."""
+
+    def __init__(self, sessions: sessionmaker[Session], name: str, owner: str, clock: Clock,
+                 seconds: float = LEASE_SECONDS):
+        self.sessions, self.name, self.owner, self.clock, self.seconds = sessions, name, owner, clock, seconds
+        self._stop = threading.Event()
+        self._lost = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lease-{name}", daemon=True)
+
+    @property
+    def lost(self) -> bool:
+        """Another drainer holds the lease now: take no further batch."""
+        return self._lost.is_set()
+
+    def __enter__(self) -> "Heartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.seconds / 4):
+            try:
+                if not renew_lease(self.sessions, self.name, self.owner, self.clock.now(), self.seconds):
+                    log.warning("destination %s: the drain lease was lost; results are recorded only for "
+                                "deliveries still ours", self.name)
+                    self._lost.set()
+                    return
+            except Exception:  # the database hiccuped: try again at the next beat, the lease has time left
+                log.exception("destination %s: could not renew the drain lease", self.name)

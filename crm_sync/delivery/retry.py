@@ -1,0 +1,43 @@
+"""When a failed delivery is tried again, and when it is given up: tenacity's strategies, the schedule in the row.
+
+A delivery's attempts are spread over many drains (and machines), so no tenacity loop runs around them; the
+strategies are asked one question each time a transient failure is recorded, from the counts kept in the database.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tenacity import RetryCallState, stop_after_attempt, stop_after_delay, wait_random_exponential
+
+from crm_sync.destinations.base import DestinationSettings
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int
+    max_age_seconds: float
+    initial_seconds: float
+    max_seconds: float
+
+    @classmethod
+    def of(cls, settings: DestinationSettings) -> "RetryPolicy":
+        return cls(settings.max_attempts, settings.max_age_seconds, settings.retry_initial_seconds,
+                   settings.retry_max_seconds)
+
+    def gives_up(self, attempts: int, age_seconds: float) -> bool:
+        """After `attempts` failed attempts in this round, the first `age_seconds` ago: is it dead?"""
+        stop = stop_after_attempt(self.max_attempts) | stop_after_delay(self.max_age_seconds)
+        return stop(_state(attempts, age_seconds))
+
+    def delay(self, attempts: int, retry_after: float | None = None) -> float:
+        """Seconds until the next attempt: full jitter in a window that doubles per attempt (capped), but never
+        sooner than the CRM asked for."""
+        backoff = wait_random_exponential(multiplier=self.initial_seconds, max=self.max_seconds)
+        return max(backoff(_state(attempts, 0.0)), retry_after or 0.0)
+
+
+def _state(attempts: int, age_seconds: float) -> RetryCallState:
+    state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})
+    state.attempt_number = max(1, attempts)
+    state.start_time, state.outcome_timestamp = 0.0, max(0.0, age_seconds)
+    return state

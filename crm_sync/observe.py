@@ -1,0 +1,123 @@
+"""What an operator sees of event processing: a log line when an attempt starts and one when it ends, and metrics.
+
+`observed_processing` wraps `process_event`: every line logged while the event is processed (by us or a library)
+carries its event_id, source and provider, and the closing line says how it ended and why, read back from the event
+row itself (status, error class and message), so it is what the admin API will show too.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from crm_sync import metrics
+from ingest.logs import log_context
+from ingest.schema import Event, EventStatus, utcnow
+
+log = logging.getLogger("crm_sync.pipeline")
+UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class EventState:
+    source: str
+    provider: str
+    status: str
+    attempts: int
+    error_class: str | None
+    error_message: str | None
+    processed_at: datetime | None
+
+
+def observed_processing(process):
+    """Decorates `process_event(sessions, event_id, ...)`; returns its outcome unchanged."""
+
+    @functools.wraps(process)
+    def wrapper(sessions: sessionmaker[Session], event_id: int, *args, **kwargs):
+        before = read_state(sessions, event_id)
+        source, provider = (before.source, before.provider) if before else (None, UNKNOWN)
+        with log_context(event_id=event_id, source=source, provider=provider):
+            log.info("event processing", extra={"status": before.status if before else None,
+                                                 "attempt": before.attempts + 1 if before else None})
+            started, started_at = time.perf_counter(), utcnow()
+            try:
+                outcome = process(sessions, event_id, *args, **kwargs)
+            except Exception as exc:
+                metrics.event_finished(provider, "retried", time.perf_counter() - started)
+                log.warning("event processing interrupted, the task retries: %s", type(exc).__name__,
+                            extra={"outcome": "retried", "reason": type(exc).__name__})
+                raise
+            seconds = time.perf_counter() - started
+            ended = _report(str(outcome), read_state(sessions, event_id), started_at, seconds)
+            metrics.event_finished(provider, ended, seconds)
+            return outcome
+
+    return wrapper
+
+
+def read_state(sessions: sessionmaker[Session], event_id: int) -> EventState | None:
+    with sessions() as session:
+        row = session.execute(select(Event.source, Event.provider, Event.status, Event.attempts, Event.error_class,
+                                     Event.error_message, Event.processed_at).where(Event.id == event_id)).first()
+    return EventState(*row) if row else None
+
+
+def _report(outcome: str, state: EventState | None, started_at: datetime, seconds: float) -> str:
+    """Log how the attempt ended; the outcome to count (a skip that ran out of attempts is a death)."""
+    fields = {"outcome": outcome, "duration_ms": round(seconds * 1000, 3)}
+    if state is None:
+        log.warning("event not found", extra=fields)
+        return outcome
+    fields["status"] = state.status
+    if state.error_class:
+        fields["reason"] = state.error_class
+    if outcome == "skipped" and state.status == EventStatus.DEAD and state.processed_at \
+            and state.processed_at >= started_at:  # the attempt counter ran out: this call declared it dead
+        outcome = fields["outcome"] = "dead"
+    if outcome == "skipped":
+        log.info("event skipped: it is %s (or another attempt holds it)", state.status, extra=fields)
+    elif outcome == "dead":
+        log.warning("event dead: %s", state.error_message, extra=fields)
+    elif outcome == "ignored":
+        log.info("event ignored: %s", state.error_message, extra=fields)
+    else:
+        log.info("event %s", outcome, extra=fields)
+    return outcome
+
+
+delivery_log = logging.getLogger("crm_sync.delivery")
+
+
+def delivery_attempt_ended(destination: str, claimed, outcome, status: str | None) -> None:
+    """One log line and the metrics of one delivery attempt.
+
+    `claimed` names the delivery (delivery_id, interaction_id, attempt); `outcome` is the CRM module's result or
+    DeliveryError; `status` what the delivery row became (succeeded, failed, pending, dead), None when the attempt
+    was not recorded because the row changed meanwhile.
+    """
+    fields = {"delivery_id": claimed.delivery_id, "destination": destination,
+              "interaction_id": claimed.interaction_id, "attempt": claimed.attempt}
+    if status is None:
+        delivery_log.info("delivery attempt not recorded: the delivery changed meanwhile",
+                          extra={**fields, "outcome": "superseded"})
+        return
+    reason = getattr(outcome, "reason", None)
+    if reason is None:
+        metrics.delivery_attempted(destination, "succeeded")
+        metrics.delivery_finished(destination, "succeeded", claimed.attempt)
+        delivery_log.info("delivery succeeded", extra={**fields, "outcome": "succeeded",
+                                                       "crm_record_id": getattr(outcome, "contact_record_id", None)})
+        return
+    ended = "dead" if status == "dead" else "failed"
+    metrics.delivery_attempted(destination, ended, reason)
+    fields.update(outcome=ended, reason=reason, status=status)
+    if ended == "dead":
+        metrics.delivery_finished(destination, "dead", claimed.attempt)
+        delivery_log.warning("delivery dead: %s", outcome.message, extra=fields)
+    else:
+        delivery_log.info("delivery failed, tried again later: %s", outcome.message, extra=fields)

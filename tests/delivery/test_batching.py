@@ -1,0 +1,37 @@
+"""Batching where the vendor offers it: under a burst, far fewer API calls than deliveries."""
+from __future__ import annotations
+
+from crm_sync.schema import DeliveryStatus
+from tests.contacts.provider_requests import jivo_chat, roistat_lead
+from tests.delivery.conftest import hubspot_settings, kommo_settings
+
+
+def burst(n: int):
+    return [jivo_chat(600 + i, name=f"Person {i}", phone=f"+791612306{i:02d}") if i % 2 else
+            roistat_lead(f"B-{i}", name=f"Person {i}", phone=f"+791612306{i:02d}") for i in range(n)]
+
+
+def test_a_burst_reaches_hubspot_in_one_contact_upsert_and_one_note_batch(make_harness, hubspot_fake):
+    harness = make_harness({"hubspot-main": hubspot_settings(hubspot_fake)})
+    harness.receive(*burst(60))
+
+    report = harness.drain("hubspot-main")
+
+    assert (report.succeeded, report.batches) == (60, 1)
+    assert len(hubspot_fake.contacts) == 60 and len(hubspot_fake.notes) == 60
+    assert [f"{call.method} {call.path}" for call in hubspot_fake.calls] == [   # two calls for sixty deliveries
+        "POST /crm/v3/objects/contacts/batch/upsert", "POST /crm/v3/objects/notes/batch/create"]
+
+
+def test_a_burst_reaches_kommo_in_a_few_complex_lead_calls(make_harness, kommo_fake):
+    harness = make_harness({"kommo": kommo_settings(kommo_fake)})
+    harness.receive(*burst(40))
+
+    harness.drain_until_settled()
+
+    assert harness.statuses() == {DeliveryStatus.SUCCEEDED: 40}
+    assert len(kommo_fake.leads) == 40 and len(kommo_fake.contacts) == 40
+    assert kommo_fake.count_calls("leads/complex") == 1 and kommo_fake.count_calls("POST /api/v4/leads/notes") == 1
+    writes = [call for call in kommo_fake.calls if call.method != "GET"]
+    assert len(writes) == 2   # one delivery at a time would have made 80 writes
+    assert len(kommo_fake.calls) <= 40 + 3   # a phone search per new person, one recent listing, the two writes

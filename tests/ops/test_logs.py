@@ -1,0 +1,132 @@
+"""Logs: one JSON object per line, naming the event at every step, with personal data masked by default."""
+from __future__ import annotations
+
+import logging
+
+from crm_sync.pipeline import process_event
+from ingest.logs import log_context
+from workers.gunicorn_logger import loggable_path
+from workers.observability import log_enqueued_events
+from tests.ops.conftest import post_generic
+
+PERSONAL = {"email": "ivan.petrov@example.com", "phone": "+7 916 123-45-67", "name": "Ivan"}
+
+
+def lines_about(lines: list[dict], event_id: int) -> list[dict]:
+    return [line for line in lines if line.get("event_id") == event_id]
+
+
+def test_each_step_of_an_event_is_one_json_line_naming_the_event(ops_client, ops_runtime, log_lines):
+    read = log_lines("json")
+    log_enqueued_events()
+    post_generic(ops_client, {"email": "a@example.com"})
+    process_event(ops_runtime.sessions, 1)
+
+    steps = lines_about(read(), 1)
+
+    assert [line["message"] for line in steps] == ["event stored", "event enqueued", "event processing",
+                                                   "event processed"]
+    assert {line.get("source") for line in steps if line["message"] != "event enqueued"} == {"generic-main"}
+    assert steps[1]["queue"] == "ingest"
+    assert steps[-1]["provider"] == "generic" and steps[-1]["outcome"] == "processed"
+    assert steps[-1]["duration_ms"] >= 0
+    assert all({"time", "level", "logger", "message"} <= set(line) for line in steps)
+
+
+def test_a_dead_event_is_logged_with_its_reason(ops_client, ops_runtime, log_lines):
+    read = log_lines("json")
+    post_generic(ops_client, b"not json")
+    process_event(ops_runtime.sessions, 1)
+
+    last = lines_about(read(), 1)[-1]
+
+    assert last["level"] == "WARNING"
+    assert last["outcome"] == "dead" and last["reason"] == "parse_error"
+    assert "not valid JSON" in last["message"]
+
+
+def test_a_redelivery_is_logged_as_a_duplicate_of_the_first_event(ops_client, log_lines):
+    read = log_lines("json")
+    post_generic(ops_client, b'{"n": 1}')
+    post_generic(ops_client, b'{"n": 1}')
+
+    stored = [line for line in read() if line.get("source") == "generic-main" and "outcome" in line]
+
+    assert [(line["event_id"], line["outcome"]) for line in stored] == [(1, "accepted"), (1, "duplicate")]
+
+
+def test_lines_logged_inside_a_context_carry_its_fields(log_lines):
+    read = log_lines("json")
+    with log_context(event_id=7, source="jivo-main"):
+        logging.getLogger("any.library").info("something happened")
+
+    assert read()[-1] | {"time": None} == {"time": None, "level": "INFO", "logger": "any.library",
+                                            "message": "something happened", "event_id": 7, "source": "jivo-main"}
+
+
+def test_emails_phones_and_message_text_are_masked(log_lines):
+    read = log_lines("json")
+    logging.getLogger("t").warning("write to %s or call %s: %s", PERSONAL["email"], PERSONAL["phone"],
+                                   '{"text": "my name is Ivan, call me"}', extra={"text": "hello, it is Ivan"})
+
+    line = read()[-1]
+
+    assert line["message"] == 'write to <email> or call <phone>: {"text": "<text>"}'
+    assert line["text"] == "<text>"
+
+
+def test_exception_text_is_masked_too(log_lines):
+    read = log_lines("json")
+    try:
+        raise ValueError(f"cannot parse {PERSONAL['email']}")
+    except ValueError:
+        logging.getLogger("t").exception("failed")
+
+    line = read()[-1]
+
+    assert "ValueError: cannot parse <email>" in line["exception"]
+    assert PERSONAL["email"] not in str(line)
+
+
+def test_a_validation_error_does_not_echo_the_input_it_rejected(log_lines):
+    from pydantic import BaseModel, ValidationError
+
+    class Visitor(BaseModel):
+        name: str
+
+    read = log_lines("json")
+    try:
+        Visitor(name={"first": "Ivan", "note": "lives at Tverskaya 1"})
+    except ValidationError as exc:
+        logging.getLogger("t").warning("cannot parse: %s", exc)
+
+    message = read()[-1]["message"]
+    assert "input_value=<text>" in message and "Tverskaya" not in message
+
+
+def test_redaction_can_be_turned_off_for_debugging(log_lines):
+    read = log_lines("json", redaction=False)
+    logging.getLogger("t").info("write to %s", PERSONAL["email"])
+
+    assert read()[-1]["message"] == f"write to {PERSONAL['email']}"
+
+
+def test_the_text_format_shows_the_context_after_the_message(log_lines):
+    read = log_lines("text")
+    with log_context(event_id=3, source="generic-main"):
+        logging.getLogger("t").info("event processed", extra={"outcome": "processed", "phone": "89161234567"})
+
+    assert read()[-1].endswith("INFO    t: event processed [event_id=3 source=generic-main outcome=processed "
+                               "phone=<phone>]")
+
+
+def test_neither_the_url_secret_nor_the_query_string_reaches_the_access_log():
+    assert loggable_path("/hooks/jivo-main/very-long-url-secret") == "/hooks/jivo-main/<url_secret>"
+    assert loggable_path("/hooks/roistat-main") == "/hooks/roistat-main"
+
+
+def test_crm_request_urls_are_not_logged_by_httpx(log_lines):
+    read = log_lines("json")
+    logging.getLogger("httpx").info('HTTP Request: POST https://x.bitrix24.ru/rest/1/secretcode/crm.contact.add')
+
+    assert read() == []

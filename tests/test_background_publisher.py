@@ -1,0 +1,71 @@
+"""The web server's background publisher: events handed over after their response reach the broker in batches, a
+stop publishes what is still queued, and a broker failure leaves the events for the relay."""
+from __future__ import annotations
+
+import json
+
+from ingest.outbox import INGEST_QUEUE
+from ingest.runtime import Runtime
+from ingest.schema import Event
+from tests.conftest import GENERIC_TOKEN, make_client, truncate_postgres
+from tests.support.waiting import wait_until
+from tests.support.workers import running_worker
+
+HEADERS = {"Authorization": f"Bearer {GENERIC_TOKEN}", "Content-Type": "application/json"}
+DEAD_BROKER = "redis://127.0.0.1:1/0"
+
+
+def statuses(runtime) -> list[str]:
+    with runtime.sessions() as session:
+        return [event.status for event in session.query(Event).order_by(Event.id)]
+
+
+def queued_messages(runtime) -> int:
+    """Task messages waiting in the ingest queue of the runtime's broker."""
+    with runtime.celery.connection_for_read() as connection:
+        return connection.default_channel.queue_declare(queue=INGEST_QUEUE, passive=True).message_count
+
+
+def post_events(runtime, count: int) -> None:
+    client = make_client(runtime)
+    for n in range(count):
+        response = client.post("/hooks/generic-main", data=json.dumps({"n": n}).encode(), headers=HEADERS)
+        assert response.status_code == 200
+
+
+def test_events_handed_to_the_background_publisher_reach_a_worker(runtime):
+    runtime.outbox.start_background_publisher()
+    post_events(runtime, 5)
+    with running_worker(runtime):
+        wait_until(lambda: statuses(runtime) == ["processed"] * 5, what="five events processed")
+    runtime.outbox.stop_background_publisher()
+
+
+def test_stopping_the_background_publisher_publishes_what_is_still_queued(runtime):
+    runtime.outbox.start_background_publisher()
+    post_events(runtime, 20)
+    runtime.outbox.stop_background_publisher()
+    assert queued_messages(runtime) == 20
+
+
+def test_after_a_stop_the_ingress_publishes_by_itself_again(runtime):
+    runtime.outbox.start_background_publisher()
+    runtime.outbox.stop_background_publisher()
+    post_events(runtime, 1)
+    assert queued_messages(runtime) == 1, "published before the request ended, with no thread to hand it to"
+
+
+def test_a_broker_failure_in_the_background_leaves_the_events_for_the_relay(postgres_schema_url, make_settings):
+    truncate_postgres(postgres_schema_url)
+    down = Runtime(make_settings(postgres_schema_url, DEAD_BROKER))
+    down.outbox.start_background_publisher()
+    post_events(down, 3)
+
+    def left_for_relay() -> bool:
+        with down.sessions() as session:
+            events = session.query(Event).all()
+            return len(events) == 3 and all(event.enqueued_at is None for event in events)
+
+    wait_until(left_for_relay, what="the failed publish to mark the events for the relay")
+    down.outbox.stop_background_publisher()
+    down.close()

@@ -1,0 +1,93 @@
+"""`crm-ingest deliveries list|show|retry`: the dead letters of the delivery engine, and retrying them."""
+from __future__ import annotations
+
+import json
+
+import click
+
+
+def _runtime():
+    from workers.cli import _runtime as runtime
+
+    return runtime()
+
+
+@click.group()
+def deliveries() -> None:
+    """Deliveries to the CRMs: what failed and why, and retrying after a fix."""
+
+
+@deliveries.command("list")
+@click.option("--status", help="pending, in_flight, succeeded, failed or dead")
+@click.option("--destination")
+@click.option("--limit", default=50, show_default=True, type=int)
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
+def deliveries_list(status, destination, limit, as_json) -> None:
+    """Deliveries, most recently changed first, with the reason of each failure."""
+    from ingest.delivery_admin import delivery_summary, list_deliveries
+
+    runtime = _runtime()
+    with runtime.sessions() as session:
+        rows = [delivery_summary(d) for d in list_deliveries(session, _delivery_filter(status, destination), limit)]
+    for row in rows:
+        if as_json:
+            click.echo(json.dumps(row, ensure_ascii=False))
+        else:
+            reason = f"  {row['error_class']}: {row['error_message']}" if row["error_class"] else ""
+            click.echo(f"{row['id']:>8}  {row['updated_at'][:19]}  {row['destination']:<20} {row['status']:<10}"
+                       f" {row['idempotency_key']}  x{row['attempts']}{reason}")
+
+
+@deliveries.command("show")
+@click.argument("delivery_id", type=int)
+def deliveries_show(delivery_id: int) -> None:
+    """One delivery: its attempts, last error, CRM record and the interaction and events behind it."""
+    from crm_sync.schema import Delivery
+    from ingest.delivery_admin import delivery_detail
+
+    runtime = _runtime()
+    with runtime.sessions() as session:
+        delivery = session.get(Delivery, delivery_id)
+        if delivery is None:
+            raise click.ClickException(f"no delivery {delivery_id}")
+        click.echo(json.dumps(delivery_detail(session, delivery), ensure_ascii=False, indent=2))
+
+
+@deliveries.command("retry")
+@click.option("--id", "delivery_id", type=int, help="retry this one delivery")
+@click.option("--status", help="retry every delivery with this status: dead or failed")
+@click.option("--destination")
+@click.option("--dry-run", is_flag=True, help="only count what would be retried")
+def deliveries_retry(delivery_id, status, destination, dry_run) -> None:
+    """Send failed or dead deliveries again with the current data (idempotent: never a duplicate in the CRM)."""
+    from ingest.delivery_admin import retry_deliveries, retry_matching
+    from ingest.event_admin import BadFilter
+
+    runtime = _runtime()
+    if delivery_id is not None:
+        if dry_run:
+            click.echo(f"would retry delivery {delivery_id}")
+            return
+        retried = retry_deliveries(runtime, [delivery_id])
+        click.echo(f"retrying delivery {delivery_id}" if retried else
+                   f"delivery {delivery_id} is not failed or dead (or absent)")
+        return
+    if not status:
+        raise click.UsageError("give --id ID, or --status dead (with optional --destination)")
+    try:
+        outcome = retry_matching(runtime, _delivery_filter(status, destination), dry_run)
+    except BadFilter as exc:
+        raise click.BadParameter(str(exc)) from None
+    verb = "would retry" if dry_run else "retrying"
+    click.echo(f"{verb} {outcome['matching'] if dry_run else outcome['retried']} of {outcome['matching']} "
+               f"delivery(ies)")
+
+
+def _delivery_filter(status, destination):
+    from ingest.delivery_admin import DeliveryFilter
+    from ingest.event_admin import BadFilter
+
+    try:
+        return DeliveryFilter.parse(status, destination)
+    except BadFilter as exc:
+        raise click.BadParameter(str(exc)) from None
