@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             for endpoint in endpoints:
                 endpoint.server.stop()
         stored, unpublished = services.stored_events(SOURCE)
-        queued = services.queued_messages(expected=stored)
+        queued = services.queued_events(expected=stored)
         report = _report(args, endpoints, memory, stored, unpublished, queued)
     print(report["text"])
     if args.json:
@@ -227,14 +227,14 @@ def _report(args, endpoints: list[Endpoint], memory, stored: int, unpublished: i
         f"{_verdict(hooks['p99_ms'] <= TARGET_P99_MS)}",
         f"acks after commit         {ok_200} responses 200 (warm-up included), {stored} events stored  "
         f"{_verdict(durable)}",
-        f"published after response  {queued} task message(s) in the broker, {unpublished} event(s) left for the relay",
+        f"published after response  {queued} event(s) in task messages in the broker, {unpublished} left for the relay",
         "",
         f"peak RSS (VmHWM)          target <= {TARGET_RSS_MB:g} MB each  {_verdict(rss_ok)}",
     ]
     for name, processes in peak_mb.items():
         lines.append(f"  {name:<6} " + ", ".join(f"{role} {pid}: {mb:.1f} MB" for role, pid, mb in processes))
     data = {"hello": hello, "hooks": hooks, "ratio": ratio, "ok_200": ok_200, "stored_events": stored,
-            "unpublished_events": unpublished, "queued_messages": queued, "peak_rss_mb": peak_mb,
+            "unpublished_events": unpublished, "queued_events": queued, "peak_rss_mb": peak_mb,
             "settings": {k: v for k, v in vars(args).items() if k not in ("database_url", "redis_url", "json")}}
     return {"text": "\n".join(lines), "data": data}
 

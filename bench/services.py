@@ -2,7 +2,9 @@
 the run, and the config file the hooks server reads."""
 from __future__ import annotations
 
+import base64
 import json
+
 import time
 import uuid
 from contextlib import contextmanager
@@ -64,15 +66,16 @@ class Services:
             engine.dispose()
         return row[0], row[1]
 
-    def queued_messages(self, expected: int, wait_seconds: float = 5.0) -> int:
-        """Messages waiting in the ingest queue; waits a little for publishes that run after their response."""
+    def queued_events(self, expected: int, wait_seconds: float = 5.0) -> int:
+        """Event ids carried by the messages waiting in the ingest queue (a message carries a batch of ids); waits
+        a little for publishes that run after their response."""
         import redis
 
         client = redis.Redis.from_url(self.redis_url)
         try:
             deadline = time.monotonic() + wait_seconds
             while True:
-                count = client.llen(f"{self.key_prefix}{INGEST_QUEUE}")
+                count = sum(_event_ids_in(raw) for raw in client.lrange(f"{self.key_prefix}{INGEST_QUEUE}", 0, -1))
                 if count >= expected or time.monotonic() >= deadline:
                     return count
                 time.sleep(0.1)
@@ -111,3 +114,12 @@ def _delete_keys(redis_url: str, prefix: str) -> None:
             client.delete(*keys[start:start + 1000])
     finally:
         client.close()
+
+
+def _event_ids_in(raw_message: bytes) -> int:
+    """How many event ids one kombu/Celery message on Redis carries (its body is base64 JSON: [args, kwargs, …])."""
+    envelope = json.loads(raw_message)
+    body = envelope["body"]
+    if envelope.get("properties", {}).get("body_encoding") == "base64":
+        body = base64.b64decode(body)
+    return len(json.loads(body)[0][0])

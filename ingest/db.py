@@ -28,7 +28,9 @@ def make_engine(database_url: str, **kwargs) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
         _configure_sqlite(engine)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
+    # No pre-ping: it costs a round trip per checkout on the ingress hot path. After a database restart each stale
+    # pooled connection fails once (the web answers 503 and the provider retries; a task retries) and is replaced.
+    kwargs.setdefault("pool_recycle", 1800)
     if "poolclass" not in kwargs:
         kwargs.setdefault("pool_size", 5)
         kwargs.setdefault("max_overflow", 10)

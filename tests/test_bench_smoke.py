@@ -51,5 +51,5 @@ def test_every_200_of_the_hooks_endpoint_is_a_stored_event(bench_run):
 @pytest.mark.timeout(300)
 def test_every_stored_event_was_published_after_its_response(bench_run):
     figures = bench_run[1]
-    assert figures["queued_messages"] == figures["stored_events"]
+    assert figures["queued_events"] == figures["stored_events"]
     assert figures["unpublished_events"] == 0

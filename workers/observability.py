@@ -7,7 +7,7 @@ import click
 from celery.signals import after_task_publish, setup_logging
 
 from ingest.logs import LOG_FORMATS, LogFormat, configure_logging, resolve_log_format
-from ingest.outbox import PROCESS_EVENT_TASK
+from ingest.outbox import PROCESS_EVENTS_TASK
 from ingest.settings import Settings
 
 log = logging.getLogger("ingest.outbox")
@@ -43,11 +43,11 @@ def log_enqueued_events() -> None:
 
 
 def _event_enqueued(sender=None, body=None, routing_key=None, **_kwargs) -> None:
-    if sender != PROCESS_EVENT_TASK or not body:
+    if sender != PROCESS_EVENTS_TASK or not body:
         return
     args = body[0] if isinstance(body, (list, tuple)) else body.get("args", [])
-    if args:
-        log.info("event enqueued", extra={"event_id": args[0], "queue": routing_key})
+    for event_id in args[0] if args else []:
+        log.info("event enqueued", extra={"event_id": event_id, "queue": routing_key})
 
 
 def start_worker_metrics_server(folder, host: str, port: int) -> None:

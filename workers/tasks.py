@@ -9,7 +9,7 @@ from crm_sync.delivery.wake import DELIVER_QUEUE, DRAIN_TASK, SCHEDULE_TASK
 from crm_sync.metrics import events_relayed
 from crm_sync.pipeline import TRANSIENT_DB_ERRORS, process_event
 from crm_sync.store import StoreOptions
-from ingest.outbox import MAINTENANCE_QUEUE, PROCESS_EVENT_TASK, RELAY_TASK
+from ingest.outbox import MAINTENANCE_QUEUE, PROCESS_EVENTS_TASK, RELAY_TASK
 from ingest.retention import PURGE_TASK, run_retention
 
 log = logging.getLogger(__name__)
@@ -20,14 +20,15 @@ def register_tasks(app: Celery) -> None:
     store_options = StoreOptions.from_settings(runtime.settings)
 
     # shared=False: a task bound to this runtime must not be copied into other Celery apps of the process.
-    @app.task(shared=False, name=PROCESS_EVENT_TASK, autoretry_for=TRANSIENT_DB_ERRORS, retry_backoff=True, retry_backoff_max=60,
+    @app.task(shared=False, name=PROCESS_EVENTS_TASK, autoretry_for=TRANSIENT_DB_ERRORS, retry_backoff=True, retry_backoff_max=60,
               max_retries=5)
-    def process_event_task(event_id: int) -> str:
+    def process_events_task(event_ids: list[int]) -> list[str]:
+        """Each event in its own transaction; a retry after a transient error skips the ones already finished."""
         planned: set[str] = set()
-        outcome = process_event(runtime.sessions, event_id, runtime.settings.max_process_attempts, store_options,
-                                planned_for=planned)
+        outcomes = [process_event(runtime.sessions, event_id, runtime.settings.max_process_attempts, store_options,
+                                  planned_for=planned).value for event_id in event_ids]
         runtime.delivery.wake(planned)
-        return outcome.value
+        return outcomes
 
     @app.task(shared=False, name=RELAY_TASK, queue=MAINTENANCE_QUEUE)
     def relay_outbox_task() -> int:

@@ -51,7 +51,7 @@ def test_flower_shows_our_tasks_and_queues(redis_runtime, tmp_path):
         os.killpg(flower.pid, signal.SIGKILL)
         flower.wait(timeout=30)
 
-    assert names == {"ingest.process_event"}
+    assert names == {"ingest.process_events"}
     assert queues == {"ingest": len(published), "deliver": 0, "maintenance": 0}
 
 
