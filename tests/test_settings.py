@@ -1,6 +1,7 @@
 """Configuration: one TOML file, ${VAR} expansion, environment overrides, clear errors, no secret ever printed."""
 from __future__ import annotations
 
+import base64
 import subprocess
 import sys
 
@@ -99,3 +100,13 @@ def test_check_config_accepts_a_good_file_and_never_prints_secrets(tmp_path):
     assert "configuration OK" in result.stdout
     assert SECRET not in result.stdout + result.stderr
     assert "/hooks/g/<url_secret>" in result.stdout
+
+
+def test_check_config_lists_destinations_without_their_secrets(tmp_path):
+    secret = base64.b64encode(SECRET.encode()).decode()
+    write(tmp_path, f'[destinations.audit]\nkind = "webhook"\nurl = "https://example.com/hook"\n'
+                    f'secret = "whsec_{secret}"\nrate = "10/s"\n')
+    result = run_cli(tmp_path, "check-config")
+    assert result.returncode == 0, result.stderr
+    assert "destination audit: kind webhook, rate 10/s" in result.stdout
+    assert secret not in result.stdout + result.stderr

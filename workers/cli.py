@@ -131,6 +131,11 @@ def check_config() -> None:
     for source in settings.sources.values():
         secret_part = "/<url_secret>" if source.url_secret else ""
         click.echo(f"source {source.name}: provider {source.provider}, URL /hooks/{source.name}{secret_part}")
+    for destination in settings.destinations.values():
+        extras = [f"rate {destination.rate}" if destination.rate else "no rate limit"]
+        if destination.primary:
+            extras.append("primary")
+        click.echo(f"destination {destination.name}: kind {destination.kind}, {', '.join(extras)}")
     if not settings.sources:
         click.echo("warning: no sources configured; every webhook will get 404", err=True)
     click.echo("configuration OK")
