@@ -5,7 +5,6 @@ this project and implements the same interface.
 """
 from __future__ import annotations
 
-import importlib
 from functools import cache
 
 from crm_sync.destinations.base import (
@@ -20,6 +19,7 @@ from crm_sync.destinations.base import (
     RateLimit,
     TransientError,
 )
+from ingest.plugins import load_registered
 
 DESTINATIONS: dict[str, str] = {
     "webhook": "crm_sync.destinations.webhook:WebhookDestination",
@@ -42,14 +42,4 @@ class UnknownDestination(LookupError):
 
 @cache
 def get_destination_class(kind: str) -> type[Destination]:
-    target = DESTINATIONS.get(kind, kind)
-    module_name, _, class_name = target.partition(":")
-    if not class_name:
-        raise UnknownDestination(f"unknown destination kind {kind!r}; known: {', '.join(sorted(DESTINATIONS))}")
-    try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as exc:
-        raise UnknownDestination(f"cannot load destination kind {kind!r} from {target!r}: {exc}") from None
-    if not (isinstance(cls, type) and issubclass(cls, Destination)):
-        raise UnknownDestination(f"{target!r} is not a Destination subclass")
-    return cls
+    return load_registered(kind, DESTINATIONS, Destination, UnknownDestination, "destination kind")

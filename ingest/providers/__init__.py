@@ -5,9 +5,9 @@ project (a private integration, or a test double) and implements the same interf
 """
 from __future__ import annotations
 
-import importlib
 from functools import cache
 
+from ingest.plugins import load_registered
 from ingest.providers.base import (
     AuthenticationFailed,
     IgnoreEvent,
@@ -38,14 +38,4 @@ class UnknownProvider(LookupError):
 
 @cache
 def get_provider(name: str) -> Provider:
-    target = PROVIDERS.get(name, name)
-    module_name, _, class_name = target.partition(":")
-    if not class_name:
-        raise UnknownProvider(f"unknown provider {name!r}; known: {', '.join(sorted(PROVIDERS))}")
-    try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as exc:
-        raise UnknownProvider(f"cannot load provider {name!r} from {target!r}: {exc}") from None
-    if not (isinstance(cls, type) and issubclass(cls, Provider)):
-        raise UnknownProvider(f"{target!r} is not a Provider subclass")
-    return cls()
+    return load_registered(name, PROVIDERS, Provider, UnknownProvider, "provider")()
