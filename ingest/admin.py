@@ -1,7 +1,6 @@
 """The admin API (`/api/...`): bearer-token protected, closed when no token is configured."""
 from __future__ import annotations
 
-from functools import wraps
 
 from flask import Blueprint, current_app, jsonify, request
 

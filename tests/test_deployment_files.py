@@ -5,7 +5,6 @@ import shlex
 from pathlib import Path
 
 import yaml
-from click.testing import CliRunner
 
 from workers.cli import main
 

@@ -1,7 +1,6 @@
 """The contract's status table for /hooks/<source>, row by row, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
-import json
 
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select
@@ -9,7 +8,7 @@ from sqlalchemy import func, select
 from crm_sync.pipeline import process_event
 from ingest.runtime import Runtime
 from ingest.schema import Event
-from tests.conftest import GENERIC_TOKEN, make_client
+from tests.conftest import make_client
 
 URL_SECRET = "url-secret-for-tests-0123456789"
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 
 import pytest
-from sqlalchemy import select
 
 from crm_sync.pipeline import process_event
 from ingest.runtime import Runtime

@@ -7,6 +7,7 @@ import sys
 import click
 
 from ingest.settings import ConfigError, Settings, config_path, load_settings, mask_url
+from workers.cli_output import echo_rows
 from workers.observability import log_format_option
 
 QUEUES = "ingest,deliver,maintenance"
@@ -159,13 +160,8 @@ def events_list(status, source, provider, since, limit, as_json) -> None:
     runtime = _runtime()
     with runtime.sessions() as session:
         rows = [event_summary(e) for e in list_events(session, _event_filter(status, source, provider, since), limit)]
-    for row in rows:
-        if as_json:
-            click.echo(json.dumps(row, ensure_ascii=False))
-        else:
-            reason = f"  {row['error_class']}: {row['error_message']}" if row["error_class"] else ""
-            click.echo(f"{row['id']:>8}  {row['received_at'][:19]}  {row['source']:<20} {row['status']:<10}"
-                       f" x{row['duplicate_count'] + 1}{reason}")
+    echo_rows(rows, as_json, lambda row: f"{row['id']:>8}  {row['received_at'][:19]}  {row['source']:<20} "
+                                         f"{row['status']:<10} x{row['duplicate_count'] + 1}")
 
 
 @events.command("show")

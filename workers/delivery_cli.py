@@ -5,6 +5,8 @@ import json
 
 import click
 
+from workers.cli_output import echo_rows
+
 
 def _runtime():
     from workers.cli import _runtime as runtime
@@ -29,13 +31,8 @@ def deliveries_list(status, destination, limit, as_json) -> None:
     runtime = _runtime()
     with runtime.sessions() as session:
         rows = [delivery_summary(d) for d in list_deliveries(session, _delivery_filter(status, destination), limit)]
-    for row in rows:
-        if as_json:
-            click.echo(json.dumps(row, ensure_ascii=False))
-        else:
-            reason = f"  {row['error_class']}: {row['error_message']}" if row["error_class"] else ""
-            click.echo(f"{row['id']:>8}  {row['updated_at'][:19]}  {row['destination']:<20} {row['status']:<10}"
-                       f" {row['idempotency_key']}  x{row['attempts']}{reason}")
+    echo_rows(rows, as_json, lambda row: f"{row['id']:>8}  {row['updated_at'][:19]}  {row['destination']:<20} "
+                                         f"{row['status']:<10} {row['idempotency_key']}  x{row['attempts']}")
 
 
 @deliveries.command("show")
