@@ -27,7 +27,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python bench/chaos.py` as well as `python -m bench.chaos`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.chaos_run import ChaosReport, run_chaos  # noqa: E402
+from bench.chaos_report import ChaosReport  # noqa: E402
+from bench.chaos_run import run_chaos  # noqa: E402
 
 
 @dataclass(frozen=True)

@@ -95,7 +95,10 @@ def one_record_per_person(crms: dict[str, list[str]], notes: dict[str, list[str]
             problems.append(f"{crm}: {counts['nobody']} records that belong to nobody")
         if exactly is not None and (missing := exactly - set(counts)):
             problems.append(f"{crm}: {len(missing)} people without a record")
-        written = Counter(key for text in notes.get(crm, []) for key in MARKER.findall(text or ""))
+        keys = [MARKER.findall(text or "") for text in notes.get(crm, [])]
+        if (unmarked := sum(1 for found in keys if not found)):
+            problems.append(f"{crm}: {unmarked} notes without a delivery's key")
+        written = Counter(key for found in keys for key in found)
         if (again := sum(1 for n in written.values() if n > 1)):
             problems.append(f"{crm}: {again} interaction(s) written twice")
     summary = "; ".join(f"{crm}: {len(phones)} records, {len(notes.get(crm, []))} notes"

@@ -8,11 +8,10 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Callable
 
 from bench.redis_server import RedisServer
 from bench.workers import WorkerProcess
-from tests.fakes.base import FakeCRM
+from tests.fakes.base import FakeCRM, Fault
 
 # How the CRM's failure rate splits over the kinds of failure (shares of the rate).
 FAULT_MIX = {"server_error": 0.3, "rate_limit": 0.2, "timeout": 0.2, "after_write": 0.3}
@@ -24,7 +23,11 @@ REDIS_DOWN_SECONDS = 1.0
 
 
 def switch_crm_faults_on(fake: FakeCRM, failure_rate: float, seed: int) -> None:
+    """Random failures at `failure_rate`, after one failure of each kind for certain, and one permanent refusal (a
+    revoked token: those deliveries go dead at once), so that a short run has every kind and something to retry."""
     faults = fake.faults
+    faults.script(Fault.server_error(), Fault.rate_limit(retry_after=1), Fault.timeout(),
+                  Fault.after_write(then="drop"), Fault.respond(401, {"message": "token revoked"}))
     faults.reseed(seed)
     faults.server_error_rate = failure_rate * FAULT_MIX["server_error"]
     faults.rate_limit_rate = failure_rate * FAULT_MIX["rate_limit"]
@@ -45,7 +48,8 @@ def injected(fake: FakeCRM) -> dict[str, int]:
     counts: dict[str, int] = {"calls": len(fake.calls)}
     for call in list(fake.calls):
         if call.fault:
-            counts[call.fault] = counts.get(call.fault, 0) + 1
+            kind = f"refused {call.status}" if call.fault == "status" else call.fault
+            counts[kind] = counts.get(kind, 0) + 1
     return counts
 
 
@@ -72,13 +76,10 @@ class ChaosMonkey:
         plan.append((self.rng.uniform(0.3, 0.7) * self.seconds, self._restart_redis))
         self.plan = sorted(plan, key=lambda item: item[0])
 
-    def run(self, started: float, still_sending: Callable[[], bool]) -> None:
-        """Carry out the plan on time (from `started`, a time.monotonic()), as long as the stream goes on."""
+    def run(self, started: float) -> None:
+        """Carry out the whole plan on time (from `started`, a time.monotonic()); every act falls in the stream."""
         for at, act in self.plan:
-            while time.monotonic() - started < at:
-                if not still_sending():
-                    return
-                time.sleep(0.05)
+            time.sleep(max(0.0, at - (time.monotonic() - started)))
             act(time.monotonic() - started)
 
     def _kill_a_worker(self, now: float) -> None:

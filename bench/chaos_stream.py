@@ -16,7 +16,7 @@ from tests.delivery.provider_events import Person, people, traffic
 
 CONCURRENT_SHARE = 0.5      # of the redelivered payloads: the copy races the first delivery
 THIRD_COPY_SHARE = 0.1      # of the redelivered payloads: delivered a third time, later still
-LATER_SECONDS = (0.5, 20.0)  # how much later a copy that does not race comes
+LATER_SECONDS = (0.5, 20.0)  # how much later a copy that does not race comes (at most half the stream's length)
 
 
 @dataclass(frozen=True)
@@ -49,15 +49,17 @@ def build_stream(rng: random.Random, payloads: int, people_count: int, rate: flo
     """About `payloads` distinct requests about `people_count` people, the first deliveries at `rate` per second."""
     everyone = people(people_count, first=10_000)
     originals = traffic(rng, everyone, payloads, redelivery_rate=0.0)
+    earliest, latest = LATER_SECONDS
+    later = (earliest, max(earliest, min(latest, len(originals) / rate / 2)))
     sends: list[Send] = []
     for index, request in enumerate(originals):
         at = index / rate
         sends.append(Send(request, at, 0))
         if rng.random() >= redelivered_share:
             continue
-        again = at if rng.random() < CONCURRENT_SHARE else at + rng.uniform(*LATER_SECONDS)
+        again = at if rng.random() < CONCURRENT_SHARE else at + rng.uniform(*later)
         sends.append(Send(request, again, 1))
         if rng.random() < THIRD_COPY_SHARE:
-            sends.append(Send(request, again + rng.uniform(*LATER_SECONDS), 2))
+            sends.append(Send(request, again + rng.uniform(*later), 2))
     sends.sort(key=lambda send: send.at)   # stable: a racing copy stays right behind its first delivery
     return Stream(sends, everyone)

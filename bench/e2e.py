@@ -31,10 +31,11 @@ from bench.crm import TOKEN, IndexedHubSpot  # noqa: E402
 from bench.e2e_report import report  # noqa: E402
 from bench.load import run_load  # noqa: E402
 from bench.noop import publish_noops, wait_until_consumed  # noqa: E402
-from bench.servers import Server  # noqa: E402
 from bench.services import Services, private_services  # noqa: E402
 from bench.traffic import SOURCES, NewPerson, new_person_request, wire_bytes  # noqa: E402
-from bench.workers import WorkerProcess  # noqa: E402
+from bench.workers import Deployment, WorkerProcess  # noqa: E402
+from ingest.runtime import Runtime  # noqa: E402
+from ingest.settings import load_settings  # noqa: E402
 
 DESTINATION = "hubspot-main"
 POSTGRES = "postgres (our backends)"
@@ -66,31 +67,18 @@ class Baseline:
 
 
 class Pipeline:
-    """The web server and worker processes of one run, with the fake CRM they deliver to."""
+    """The deployment of one run (web and workers) and the fake CRM it delivers to, driven phase by phase."""
 
     def __init__(self, args: argparse.Namespace, services: Services, config: Path, workdir: Path,
                  crm: IndexedHubSpot, run: str):
         self.args, self.services, self.crm, self.run = args, services, crm, run
-        self.web = Server("web", "ingest.app:create_app", args.web_workers, args.web_threads, workdir,
-                          env={"CRM_INGEST_CONFIG": str(config)})
-        self.workers = [WorkerProcess(f"worker{i}", config, workdir, args.concurrency) for i in range(args.workers)]
+        self.deployment = Deployment(config, workdir, web_workers=args.web_workers, web_threads=args.web_threads,
+                                     workers=args.workers, concurrency=args.concurrency)
+        self.web = self.deployment.web
         self.next_number = 0
 
-    def start(self) -> None:
-        for worker in self.workers:
-            worker.start()
-        self.web.wait_ready("/healthz")
-        for worker in self.workers:
-            worker.wait_ready()
-
-    def stop(self) -> None:
-        self.web.stop()
-        for worker in self.workers:
-            worker.stop()
-
     def meter(self) -> CpuMeter:
-        return CpuMeter({"web": self.web.cpu_seconds,
-                         "workers": lambda: sum(worker.cpu_seconds() for worker in self.workers)},
+        return CpuMeter({"web": self.web.cpu_seconds, "workers": self.deployment.worker_cpu_seconds},
                         {POSTGRES: self.services.backend_cpu_seconds})
 
     def phase(self, name: str, count: int, connections: int, rate: float | None = None) -> Phase:
@@ -125,14 +113,12 @@ class Pipeline:
             time.sleep(POLL_SECONDS)
 
     def memory(self) -> dict[str, list]:
-        return {"web": self.web.memory(), "workers": [m for worker in self.workers for m in worker.memory()]}
+        return {"web": self.web.memory(),
+                "workers": [m for worker in self.deployment.workers for m in worker.memory()]}
 
 
 def measure_baseline(args: argparse.Namespace, services: Services, config: Path, workdir: Path) -> tuple[Baseline, list]:
     """The no-op pipeline: the same worker command, count and concurrency, a task that does nothing."""
-    from ingest.runtime import Runtime
-    from ingest.settings import load_settings
-
     workers = [WorkerProcess(f"noop-worker{i}", config, workdir, args.concurrency, ("--include", "bench.noop"))
                for i in range(args.workers)]
     runtime = Runtime(load_settings(config))
@@ -167,18 +153,17 @@ def main(argv: list[str] | None = None) -> int:
         baseline, baseline_memory = measure_baseline(args, services, config, workdir)
         pipeline = Pipeline(args, services, config, workdir, crm, run)
         try:
-            pipeline.start()
+            pipeline.deployment.start()
             pipeline.phase("warm-up", args.warmup, args.connections)
             burst = pipeline.phase("burst", args.events, args.connections)
             paced = pipeline.phase("paced", max(1, round(args.rate * args.seconds)), args.paced_connections,
                                    rate=args.rate)
             memory = {**pipeline.memory(), "no-op workers": baseline_memory}
         except Exception:
-            for worker in pipeline.workers:
-                print(f"--- {worker.name} log tail ---\n{worker.log_tail()}", file=sys.stderr)
+            print(pipeline.deployment.log_tails(), file=sys.stderr)
             raise
         finally:
-            pipeline.stop()
+            pipeline.deployment.stop()
     text, data = report(args, baseline, burst, paced, memory)
     print(text)
     if args.json:

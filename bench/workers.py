@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.servers import REPO_ROOT, ProcessMemory, children_of, cpu_seconds_of, memory_of
+from bench.servers import REPO_ROOT, ProcessMemory, Server, children_of, cpu_seconds_of, memory_of
 
 START_TIMEOUT_SECONDS = 60
 STOP_TIMEOUT_SECONDS = 25
@@ -145,3 +145,48 @@ def _reap_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+class Deployment:
+    """The crm-ingest processes of one run on loopback: `crm-ingest web` (gunicorn), workers and, if asked, beat,
+    all reading the same config file, as a small production deployment runs them."""
+
+    def __init__(self, config: Path, workdir: Path, *, web_workers: int = 2, web_threads: int = 4, workers: int = 1,
+                 concurrency: int = 2, beat: bool = False):
+        self.config = config
+        self.web = Server("web", "ingest.app:create_app", web_workers, web_threads, workdir,
+                          env={"CRM_INGEST_CONFIG": str(config)})
+        self.workers = [WorkerProcess(f"worker{i}", config, workdir, concurrency) for i in range(workers)]
+        self.beat = BeatProcess("beat", config, workdir) if beat else None
+
+    @property
+    def celery_processes(self) -> list[WorkerProcess]:
+        return [*self.workers, *([self.beat] if self.beat else [])]
+
+    def start(self) -> None:
+        for process in self.celery_processes:
+            process.start()
+        self.web.wait_ready("/healthz")
+        for process in self.celery_processes:
+            process.wait_ready()
+
+    def stop(self) -> None:
+        self.web.stop()
+        for process in reversed(self.celery_processes):
+            process.stop()
+
+    def worker_cpu_seconds(self) -> float:
+        return sum(worker.cpu_seconds() for worker in self.workers)
+
+    def log_tails(self) -> str:
+        return "\n".join(f"--- {process.name} log tail ---\n{process.log_tail()}"
+                         for process in [*self.celery_processes, self.web])
+
+    def cli(self, *arguments: str) -> str:
+        """`crm-ingest <arguments>` as an operator runs it on this deployment's config; its output."""
+        env = {**os.environ, "CRM_INGEST_CONFIG": str(self.config)}
+        done = subprocess.run([sys.executable, "-m", "workers.cli", *arguments], cwd=REPO_ROOT, env=env,
+                              capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(f"crm-ingest {' '.join(arguments)} failed:\n{done.stdout}{done.stderr}")
+        return done.stdout.strip()
