@@ -29,7 +29,9 @@ from bench.redis_server import RedisServer
 from bench.services import private_services
 from bench.traffic import SOURCES, wire_bytes
 from bench.workers import Deployment
+from crm_sync.delivery.wake import DELIVER_QUEUE
 from crm_sync.schema import ContactIdentity, Delivery, DeliveryStatus
+from ingest.outbox import INGEST_QUEUE, MAINTENANCE_QUEUE
 from ingest.runtime import Runtime
 from ingest.schema import Event, EventStatus
 from ingest.settings import load_settings
@@ -46,6 +48,7 @@ RETRIES = {"timeout_seconds": CLIENT_TIMEOUT_SECONDS, "max_attempts": 4, "retry_
 UNFINISHED_EVENTS = (EventStatus.RECEIVED, EventStatus.PROCESSING)
 UNFINISHED_DELIVERIES = (DeliveryStatus.PENDING, DeliveryStatus.FAILED, DeliveryStatus.IN_FLIGHT)
 QUIET_POLL_SECONDS = 0.5
+BROKER_QUEUES = (INGEST_QUEUE, DELIVER_QUEUE, MAINTENANCE_QUEUE)
 
 
 def run_chaos(settings: "ChaosSettings", progress: Callable[[str], None] = lambda line: None) -> ChaosReport:
@@ -118,7 +121,8 @@ class ChaosRun:
         """Send the stream while the CRMs fail and the monkey strikes; {request number: HTTP status}."""
         for offset, fake in enumerate(self.crms.values()):
             switch_crm_faults_on(fake, self.settings.failure_rate, self.settings.seed + offset)
-        monkey = ChaosMonkey(self.rng, self.deployment.workers, self.redis, self.settings.kills, self.stream.seconds)
+        monkey = ChaosMonkey(self.rng, self.deployment.workers, self.redis, self.settings.kills, self.stream.seconds,
+                             self._in_flight)
         self.note(f"sending {len(self.stream.sends)} requests over {self.stream.seconds:.0f}s with faults on")
         statuses: dict[int, int] = {}
         errors: dict[str, int] = {}
@@ -159,6 +163,25 @@ class ChaosRun:
                          max_requests=1, max_seconds=30, concurrency=1,
                          on_response=lambda n, status, _sent, _acked: statuses.__setitem__(n, status))
         return resent
+
+    def _in_flight(self) -> str:
+        """What a fault striking now interrupts: events being processed, deliveries being sent, messages queued."""
+        import redis
+
+        with self.runtime.sessions() as session:
+            events = session.scalar(select(func.count()).select_from(Event)
+                                    .where(Event.status == EventStatus.PROCESSING))
+            deliveries = session.scalar(select(func.count()).select_from(Delivery)
+                                        .where(Delivery.status == DeliveryStatus.IN_FLIGHT))
+        prefix = self.runtime.settings.broker_key_prefix
+        client = redis.Redis.from_url(self.redis.url, socket_timeout=1)
+        try:
+            queued = sum(client.llen(f"{prefix}{queue}") for queue in BROKER_QUEUES)
+        except redis.RedisError:
+            queued = "?"
+        finally:
+            client.close()
+        return f"{events} event(s) processing, {deliveries} delivery(ies) in flight, {queued} message(s) queued"
 
     # --- settling and looking -----------------------------------------------------------------------------------
 

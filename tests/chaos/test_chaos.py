@@ -14,7 +14,7 @@ from bench.chaos_run import run_chaos
 from bench.redis_server import redis_server_binary
 from tests.conftest import IN_CI, PG_SERVER_URL, require_service
 
-SMALL = ChaosSettings(payloads=240, people=50, rate=30.0, kills=2, workers=2, concurrency=2, seed=6_2026,
+SMALL = ChaosSettings(payloads=240, people=50, rate=20.0, kills=2, workers=2, concurrency=2, seed=6_2026,
                       settle_seconds=240.0, database_url=PG_SERVER_URL)
 FAULT_KINDS = {"server_error", "rate_limit", "timeout", "after_write"}
 
