@@ -105,6 +105,5 @@ class ChaosMonkey:
                                             f"{_during(moment)}"))
 
 
-
 def _during(moment: str) -> str:
     return f"; at that moment {moment}" if moment else ""
