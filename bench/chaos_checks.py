@@ -34,13 +34,19 @@ class Check:
 
 def acknowledged_requests_are_stored(sessions: sessionmaker[Session], sends: list[Send],
                                      statuses: dict[int, int]) -> Check:
-    """Every request answered 200 is a stored event, either the first of its kind or counted on the first."""
+    """Every request answered 200 is a stored event, either the first of its kind or counted on the first.
+
+    The stored deliveries may outnumber the 200s (a request stored whose response was lost, then sent again), never
+    the reverse.
+    """
     acked = [sends[number].request for number, status in statuses.items() if status == 200]
+    query = select(Event.source, Event.method, Event.body, Event.query_string, Event.duplicate_count)
     with sessions() as session:
-        stored = {(source, _payload_key(method, body, query)): 1 + duplicates for source, method, body, query, duplicates
-                  in session.execute(select(Event.source, Event.method, Event.body, Event.query_string,
-                                            Event.duplicate_count))}
-    missing = [r for r in acked if (_source_of(r.url), _payload_key(r.method, r.body, _query_of(r.url))) not in stored]
+        stored = {(row.source, _payload(row.method, row.body, row.query_string)): 1 + row.duplicate_count
+                  for row in session.execute(query)}
+    missing = [request for request in acked
+               if (_source_of(request.url), _payload(request.method, request.body, _query_of(request.url)))
+               not in stored]
     deliveries = sum(stored.values())
     passed = bool(acked) and not missing and deliveries >= len(acked)
     return Check("every acknowledged request is stored", passed,
@@ -127,5 +133,5 @@ def _query_of(url: str) -> str:
     return urlsplit(url).query
 
 
-def _payload_key(method: str, body: bytes | None, query: str | None) -> tuple[str, bytes, str]:
+def _payload(method: str, body: bytes | None, query: str | None) -> tuple[str, bytes, str]:
     return method, bytes(body or b""), query or ""

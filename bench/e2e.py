@@ -117,8 +117,10 @@ class Pipeline:
                 "workers": [m for worker in self.deployment.workers for m in worker.memory()]}
 
 
-def measure_baseline(args: argparse.Namespace, services: Services, config: Path, workdir: Path) -> tuple[Baseline, list]:
-    """The no-op pipeline: the same worker command, count and concurrency, a task that does nothing."""
+def measure_baseline(args: argparse.Namespace, services: Services, config: Path, workdir: Path
+                     ) -> tuple[Baseline, list]:
+    """The no-op pipeline: the same worker command, count and concurrency, a task that does nothing, one message
+    per task (crm-ingest's web puts up to 20 event ids in one message; the floor here is Celery's per message)."""
     workers = [WorkerProcess(f"noop-worker{i}", config, workdir, args.concurrency, ("--include", "bench.noop"))
                for i in range(args.workers)]
     runtime = Runtime(load_settings(config))
