@@ -24,6 +24,7 @@ from typing import Callable
 if __package__ in (None, ""):  # `python bench/ingress.py` as well as `python -m bench.ingress`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.cpu import REDIS, CpuMeter  # noqa: E402
 from bench.hello_app import HELLO_PATH  # noqa: E402
 from bench.load import LoadResult, http_request, run_load  # noqa: E402
 from bench.servers import Server  # noqa: E402
@@ -32,6 +33,7 @@ from bench.services import Services, private_services  # noqa: E402
 TARGET_RATIO = 0.5
 TARGET_P99_MS = 25.0
 TARGET_RSS_MB = 100.0
+POSTGRES = "postgres"
 SOURCE = "bench"
 TOKEN = "bench-token-" + uuid.uuid4().hex
 URL_SECRET = "bench-url-secret-" + uuid.uuid4().hex
@@ -83,22 +85,23 @@ class Endpoint:
     path: str
     measured: LoadResult = field(default_factory=LoadResult)
     ok_responses: int = 0  # 200s, warm-up included: each one must be a committed event
-    server_cpu_seconds: float = 0.0
+    cpu_seconds: dict[str, float] = field(default_factory=dict)  # per part (bench.cpu), summed over the rounds
     next_number: int = 0
 
     def drive(self, scenario: Scenario, run: str, count: int, seconds: float, concurrency: int,
-              measure: bool) -> None:
+              measure: bool, services: Services) -> None:
         def make(number: int) -> bytes:
             return http_request("POST", "127.0.0.1", self.server.port, self.path, scenario.headers,
                                 scenario.body(number, run))
 
-        cpu_before = self.server.cpu_seconds()
-        result = run_load("127.0.0.1", self.server.port, make, first=self.next_number, max_requests=count,
-                          max_seconds=seconds, concurrency=concurrency)
+        with CpuMeter({"server": self.server.cpu_seconds}, {POSTGRES: services.backend_cpu_seconds}) as meter:
+            result = run_load("127.0.0.1", self.server.port, make, first=self.next_number, max_requests=count,
+                              max_seconds=seconds, concurrency=concurrency)
         self.next_number += count
         self.ok_responses += result.statuses.get(200, 0)
         if measure:
-            self.server_cpu_seconds += self.server.cpu_seconds() - cpu_before
+            for part, used in meter.seconds.items():
+                self.cpu_seconds[part] = self.cpu_seconds.get(part, 0.0) + used
             self.measured.merge(result)
 
 
@@ -112,11 +115,11 @@ def main(argv: list[str] | None = None) -> int:
         endpoints = _start(args, scenario, services, workdir)
         try:
             for endpoint in endpoints:
-                endpoint.drive(scenario, run, args.warmup, args.seconds, args.concurrency, measure=False)
+                endpoint.drive(scenario, run, args.warmup, args.seconds, args.concurrency, False, services)
             for _ in range(args.rounds):  # alternating, so background load on the machine hits both alike
                 for endpoint in endpoints:
                     endpoint.drive(scenario, run, max(1, args.requests // args.rounds),
-                                   args.seconds / args.rounds, args.concurrency, measure=True)
+                                   args.seconds / args.rounds, args.concurrency, True, services)
             memory = {endpoint.name: endpoint.server.memory() for endpoint in endpoints}
         finally:
             for endpoint in endpoints:
@@ -185,9 +188,20 @@ def _figures(endpoint: Endpoint) -> dict:
         "requests_per_second": result.completed / result.wall_seconds if result.wall_seconds else 0.0,
         "p50_ms": _percentile(latencies, 0.50) * 1000,
         "p99_ms": _percentile(latencies, 0.99) * 1000,
-        "server_cpu_us_per_request": endpoint.server_cpu_seconds / result.completed * 1e6 if result.completed else 0,
+        "server_cpu_us_per_request": _per_request(endpoint, "server"),
         "client_cpu_percent": 100 * result.client_cpu_seconds / result.wall_seconds if result.wall_seconds else 0,
+        "cpu_us_per_request": {part: _per_request(endpoint, part) for part in endpoint.cpu_seconds},
     }
+
+
+def _per_request(endpoint: Endpoint, part: str) -> float:
+    completed = endpoint.measured.completed
+    return endpoint.cpu_seconds.get(part, 0.0) / completed * 1e6 if completed else 0.0
+
+
+# part in bench.cpu -> column heading
+CPU_PARTS = {"server": "server", POSTGRES: "postgres", REDIS: "redis", "benchmark (load, fake CRM)": "load",
+             "machine": "machine"}
 
 
 def _verdict(passed: bool) -> str:
@@ -219,6 +233,11 @@ def _report(args, endpoints: list[Endpoint], memory, stored: int, unpublished: i
                      f" {figures['p50_ms']:>8.2f} {figures['p99_ms']:>8.2f}"
                      f" {figures['server_cpu_us_per_request']:>12.0f} us {figures['client_cpu_percent']:>10.0f}%"
                      f"  {statuses}{errors}")
+    lines += ["", "CPU per request (us)      " + "  ".join(f"{head:>10}" for head in CPU_PARTS.values())]
+    for name, figures in (("hello", hello), ("hooks", hooks)):
+        used = figures["cpu_us_per_request"]
+        lines.append(f"  {name:<23} " + "  ".join(f"{used.get(part, 0.0):>10.0f}" for part in CPU_PARTS))
+    lines.append("  (machine: every core's busy time, whoever used it; load: the benchmark's own client)")
     durable = stored == ok_200 and ok_200 > 0
     lines += [
         "",

@@ -2,7 +2,7 @@
 
 Its workers are `crm-ingest worker ... --include bench.noop`: the production command, settings (acks_late, prefetch
 1, reject on worker lost, task events, JSON) and pool, plus this one task. Its messages are published the way the
-web process publishes events (batches in one broker round trip each) to the same queue on the same broker. What
+web process publishes events (its TaskPublisher, over one kept connection) to the same queue on the same broker. What
 that pipeline sustains is the floor Celery and Redis put under any work done per event.
 """
 from __future__ import annotations
@@ -11,8 +11,8 @@ import time
 from celery import shared_task
 
 from ingest.outbox import BACKGROUND_BATCH_MAX_EVENTS, INGEST_QUEUE
-from ingest.outbox import _batch as pipelined  # the outbox's own batching, so both pipelines publish alike
 from ingest.runtime import Runtime
+from ingest.task_publisher import TaskPublisher  # the outbox's own publisher, so both pipelines publish alike
 
 NOOP_TASK = "bench.noop"
 # kombu's Redis transport keeps messages taken by a worker and not yet acknowledged in this hash (acks_late).
@@ -26,12 +26,12 @@ def noop(number: int) -> None:
 
 def publish_noops(runtime: Runtime, first: int, count: int, batch: int = BACKGROUND_BATCH_MAX_EVENTS) -> None:
     """`count` no-op messages, in batches as the web's background publisher sends events."""
-    celery = runtime.celery
-    for start in range(first, first + count, batch):
-        with celery.producer_or_acquire() as producer, pipelined(producer):
-            for number in range(start, min(start + batch, first + count)):
-                celery.send_task(NOOP_TASK, args=[number], queue=INGEST_QUEUE, producer=producer, retry=False,
-                                 ignore_result=True)
+    publisher = TaskPublisher(runtime.celery, NOOP_TASK, INGEST_QUEUE)
+    try:
+        for start in range(first, first + count, batch):
+            publisher.publish([[number] for number in range(start, min(start + batch, first + count))])
+    finally:
+        publisher.close()
 
 
 def wait_until_consumed(redis_url: str, key_prefix: str, timeout: float, poll: float = 0.005) -> float:

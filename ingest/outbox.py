@@ -11,16 +11,14 @@ import logging
 import queue
 import threading
 import time
-from contextlib import nullcontext
 from datetime import timedelta
-from typing import ContextManager
 
 from celery import Celery
-from kombu import Producer
 from sqlalchemy.orm import Session, sessionmaker
 
 from ingest.db import transaction
 from ingest.events import claim_for_relay, mark_not_enqueued
+from ingest.task_publisher import TaskPublisher
 
 PROCESS_EVENTS_TASK = "ingest.process_events"
 RELAY_TASK = "maintenance.relay_outbox"
@@ -31,15 +29,14 @@ MAINTENANCE_QUEUE = "maintenance"
 BROKER_BACKOFF_SECONDS = 5.0
 # The background publisher sends at most this many events in one batch, and gets this long to flush at exit.
 BACKGROUND_BATCH_MAX_EVENTS = 200
-# After the first event of a batch arrives, the publisher waits this long for more: it delays the enqueue (never the
-# acknowledgement) by a few milliseconds and turns a burst into few, full broker messages.
-BACKGROUND_LINGER_SECONDS = 0.005
+# After the first event of a batch arrives, the publisher sleeps this long and then takes whatever has queued: it
+# delays the enqueue (never the acknowledgement) by 25 ms and turns a busy second into few, full broker messages.
+# Each publish costs the web process a few hundred microseconds of CPU, however few ids it carries.
+BACKGROUND_LINGER_SECONDS = 0.025
 BACKGROUND_STOP_SECONDS = 10.0
 # Event ids per task message: one message per event would cost more broker CPU than the rest of the request;
 # small enough that a burst still spreads over every worker process.
 EVENTS_PER_MESSAGE = 20
-# Redis commands buffered before a pipeline is sent: a task message and its task-sent event are two.
-PUBLISH_BATCH_MAX_COMMANDS = 1000
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +48,7 @@ class Outbox:
         self.requeue_after = timedelta(seconds=requeue_after_seconds)
         self._broker_down_until = 0.0
         self._background: BackgroundPublisher | None = None
+        self.publisher = TaskPublisher(celery, PROCESS_EVENTS_TASK, INGEST_QUEUE)
 
     def publish_after_response(self, event_ids: list[int]) -> None:
         """The ingress's publish: handed to the background publisher when the server started one, else sent now."""
@@ -70,6 +68,10 @@ class Outbox:
         if background is not None:
             background.stop(timeout)
 
+    def close(self) -> None:
+        self.stop_background_publisher()
+        self.publisher.close()
+
     def publish(self, event_ids: list[int]) -> bool:
         """Send the events in messages of up to EVENTS_PER_MESSAGE ids; on failure hand them to the relay."""
         if not event_ids:
@@ -78,10 +80,8 @@ class Outbox:
             self._leave_for_relay(event_ids)
             return False
         try:
-            with self.celery.producer_or_acquire() as producer, _batch(producer):
-                for start in range(0, len(event_ids), EVENTS_PER_MESSAGE):
-                    self.celery.send_task(PROCESS_EVENTS_TASK, args=[event_ids[start:start + EVENTS_PER_MESSAGE]],
-                                          queue=INGEST_QUEUE, producer=producer, retry=False, ignore_result=True)
+            self.publisher.publish([[event_ids[start:start + EVENTS_PER_MESSAGE]]
+                                    for start in range(0, len(event_ids), EVENTS_PER_MESSAGE)])
         except Exception as exc:  # any broker failure: the events are safe in the database
             log.warning("broker publish failed, %d event(s) left for the relay: %s", len(event_ids), exc)
             self._broker_down_until = time.monotonic() + BROKER_BACKOFF_SECONDS
@@ -110,14 +110,6 @@ class Outbox:
                 mark_not_enqueued(session, event_ids)
         except Exception as exc:  # the relay still finds them once requeue_after has passed
             log.warning("could not mark %d event(s) for the relay: %s", len(event_ids), exc)
-
-
-def _batch(producer: Producer) -> ContextManager:
-    """Every message of one publish, and its task-sent event, in one broker round trip where the transport can
-    (kombu >= 5.7 pipelines them on Redis); one message at a time elsewhere. A failed batch raises, and the whole
-    call is left for the relay: a message that did get through is then delivered twice, which processing absorbs."""
-    batch = getattr(producer, "batch", None)
-    return batch(max_size=PUBLISH_BATCH_MAX_COMMANDS) if batch else nullcontext()
 
 
 class BackgroundPublisher:
@@ -159,10 +151,13 @@ class BackgroundPublisher:
         stopping = False
         while not stopping:
             batch = [self._queue.get()]
-            deadline = time.monotonic() + BACKGROUND_LINGER_SECONDS
+            if batch[0] is not self._STOP:
+                # Sleep through the linger rather than wake for every event: each wake-up is a thread switch and a
+                # hand-over of the GIL that the request threads pay for.
+                time.sleep(BACKGROUND_LINGER_SECONDS)
             while len(batch) < self.max_batch and self._STOP not in batch:
                 try:
-                    batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
+                    batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
             if self._STOP in batch:

@@ -49,6 +49,8 @@ class Runtime:
         return Outbox(self.celery, self.sessions, self.settings.requeue_after_seconds)
 
     def close(self) -> None:
+        if "outbox" in self.__dict__:
+            self.outbox.close()
         if "engine" in self.__dict__:
             self.engine.dispose()
         if "celery" in self.__dict__:

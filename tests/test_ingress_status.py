@@ -3,7 +3,8 @@ from __future__ import annotations
 
 
 from prometheus_client import REGISTRY
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.pool import NullPool
 
 from crm_sync.pipeline import process_event
 from ingest.runtime import Runtime
@@ -119,6 +120,21 @@ def test_database_unavailable_is_503_with_retry_after(make_settings, generic_hea
     assert response.headers["Retry-After"].isdigit()
     assert response.json["error"] == "database_unavailable"
     runtime.close()
+
+
+def test_a_connection_the_database_dropped_costs_one_503_and_is_replaced(production_runtime, generic_headers):
+    client = make_client(production_runtime)
+    assert client.post("/hooks/generic-main", data=b'{"n": 1}', headers=generic_headers).status_code == 200
+    with production_runtime.engine.connect() as pooled:  # requests one at a time: the pool holds this one connection
+        backend = pooled.execute(text("SELECT pg_backend_pid()")).scalar()
+    admin = create_engine(production_runtime.settings.database_url, poolclass=NullPool)
+    with admin.connect() as connection:  # what a PostgreSQL restart does to a pooled connection
+        connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+    admin.dispose()
+    statuses = [client.post("/hooks/generic-main", data=f'{{"n": {n}}}'.encode(), headers=generic_headers).status_code
+                for n in range(2, 5)]
+    assert statuses == [503, 200, 200]
+    assert count_events(production_runtime) == 3
 
 
 def test_a_method_the_provider_does_not_use_is_405_json(client, generic_headers):
