@@ -29,6 +29,7 @@ if __package__ in (None, ""):  # `python bench/e2e.py` as well as `python -m ben
 from bench.cpu import CpuMeter  # noqa: E402
 from bench.crm import TOKEN, IndexedHubSpot  # noqa: E402
 from bench.e2e_report import report  # noqa: E402
+from workers.cli import DEFAULT_CONCURRENCY  # noqa: E402
 from bench.load import run_load  # noqa: E402
 from bench.noop import publish_noops, wait_until_consumed  # noqa: E402
 from bench.services import Services, private_services  # noqa: E402
@@ -188,7 +189,8 @@ def _arguments(argv):
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the latency phase")
     parser.add_argument("--warmup", type=int, default=40, help="unmeasured events (and no-op tasks) first")
     parser.add_argument("--workers", type=int, default=1, help="`crm-ingest worker` processes (both pipelines)")
-    parser.add_argument("--concurrency", type=int, default=2, help="pool processes per worker (both pipelines)")
+    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
+                        help="pool processes per worker, both pipelines (default: as `crm-ingest worker`, cores + 1)")
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn workers (as `crm-ingest web`)")
     parser.add_argument("--web-threads", type=int, default=4, help="threads per gunicorn worker")
     parser.add_argument("--connections", type=int, default=8, help="keep-alive connections sending the burst")

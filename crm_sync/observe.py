@@ -34,6 +34,10 @@ class EventState:
     processed_at: datetime | None
 
 
+PROCESSED_STATE = EventState(source=None, provider=None, status=EventStatus.PROCESSED, attempts=0, error_class=None,
+                             error_message=None, processed_at=None)
+
+
 def observed_processing(process):
     """Decorates `process_event(sessions, event_id, ...)`; returns its outcome unchanged."""
 
@@ -53,7 +57,9 @@ def observed_processing(process):
                             extra={"outcome": "retried", "reason": type(exc).__name__})
                 raise
             seconds = time.perf_counter() - started
-            ended = _report(str(outcome), read_state(sessions, event_id), started_at, seconds)
+            # A processed event's state is known: its transaction committed. Others are read back for the reason.
+            after = PROCESSED_STATE if str(outcome) == EventStatus.PROCESSED else read_state(sessions, event_id)
+            ended = _report(str(outcome), after, started_at, seconds)
             metrics.event_finished(provider, ended, seconds)
             return outcome
 

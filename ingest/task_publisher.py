@@ -4,7 +4,8 @@
 pooled producer, re-routes the task, renders a safe repr of the arguments, emits a task-sent event (a second broker
 command per message) and, for a batch on Redis, builds a fresh client. The ingress sends one kind of message to one
 queue, so this keeps what matters (the message Celery itself would build, `app.amqp.as_task_v2`, published
-persistent to the `ingest` queue, declared as Celery declares it) and drops the rest. Without the task-sent event
+persistent to the `ingest` queue, declared as Celery declares it, with Celery's before/after publish signals) and
+drops the rest. Without the task-sent event
 Flower lists a task once a worker receives it; messages still waiting are the queue's depth (Flower's Broker page,
 `crm_ingest_queue_depth`).
 """
@@ -14,7 +15,7 @@ import os
 import threading
 from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 from kombu import Connection, Producer
 from kombu.utils.uuid import uuid
 
@@ -68,9 +69,16 @@ class TaskPublisher:
         task_id = uuid()
         message = self.celery.amqp.as_task_v2(task_id, self.task_name, args=args, argsrepr=repr(args),
                                               kwargsrepr="{}", ignore_result=True)
+        declare = [self.celery.amqp.queues[self.queue_name]]
+        # Celery's publish signals, as send_task sends them: the "event enqueued" log line hangs on the second.
+        signals.before_task_publish.send(sender=self.task_name, body=message.body, exchange="",
+                                         routing_key=self.queue_name, declare=declare, headers=message.headers,
+                                         properties=message.properties, retry_policy=None)
         producer.publish(message.body, exchange="", routing_key=self.queue_name, serializer="json",
-                         delivery_mode=PERSISTENT, declare=[self.celery.amqp.queues[self.queue_name]],
-                         headers=message.headers, retry=False, **message.properties)
+                         delivery_mode=PERSISTENT, declare=declare, headers=message.headers, retry=False,
+                         **message.properties)
+        signals.after_task_publish.send(sender=self.task_name, body=message.body, exchange="",
+                                        routing_key=self.queue_name)
 
     def _open(self) -> Producer:
         self._connection = self.celery.connection_for_write()

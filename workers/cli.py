@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
@@ -11,6 +12,9 @@ from workers.cli_output import echo_rows
 from workers.observability import log_format_option
 
 QUEUES = "ingest,deliver,maintenance"
+# Processing an event is CPU work; a destination's drain mostly waits on the CRM and keeps its pool process while
+# deliveries keep coming. One process more than there are cores keeps every core on events while a drain runs.
+DEFAULT_CONCURRENCY = (os.cpu_count() or 1) + 1
 
 
 def _settings() -> Settings:
@@ -59,7 +63,8 @@ def web(host: str, port: int, workers: int, threads: int, log_format: str | None
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
-@click.option("--concurrency", "-c", default=2, show_default=True, type=int)
+@click.option("--concurrency", "-c", default=DEFAULT_CONCURRENCY, show_default="cores + 1", type=int,
+              help="pool processes (events are CPU work; a destination's drain mostly waits on the CRM)")
 @click.option("--queues", "-Q", default=QUEUES, show_default=True)
 @click.option("--metrics-port", type=int, default=None, envvar="CRM_INGEST_WORKER_METRICS_PORT",
               help="serve this worker's own /metrics on this port (machines without a web process)")
