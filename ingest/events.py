@@ -95,7 +95,8 @@ def _execute_through_driver(engine: Engine, statement: Insert, values: dict) -> 
             driver.autocommit = False
     except dbapi_error as exc:
         pooled.invalidate(exc)
-        raise DBAPIError.instance(sql, values, exc, dbapi_error) from exc
+        # Without the parameters: they hold the request body, and the error goes to the log.
+        raise DBAPIError.instance(sql, None, exc, dbapi_error) from exc
     finally:
         pooled.close()
 
