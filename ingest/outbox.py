@@ -116,7 +116,7 @@ class BackgroundPublisher:
     """One thread of a web process publishing the events its request threads hand over ("Enqueueing may batch").
 
     A request thread's cost after its response is one queue put; while a batch is on its way to the broker the next
-    one gathers, so under load one round trip carries many messages. An event whose hand-off dies with the process
+    one gathers, so under load one message carries many events. An event whose hand-off dies with the process
     is still in the database with enqueued_at set, and the relay enqueues it after requeue_after_seconds, as it
     does for any message lost between commit and broker.
     """
