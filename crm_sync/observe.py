@@ -1,21 +1,24 @@
 """What an operator sees of event processing: a log line when an attempt starts and one when it ends, and metrics.
 
-`observed_processing` wraps `process_event`: every line logged while the event is processed (by us or a library)
-carries its event_id, source and provider, and the closing line says how it ended and why, read back from the event
-row itself (status, error class and message), so it is what the admin API will show too.
+`observed_attempt` wraps one counted attempt: every line logged meanwhile (by us or a library) carries its event_id,
+source and provider, and the closing line says how it ended and why, read back from the event row itself (status,
+error class and message), so it is what the admin API will show too. `not_attempted` reports a call that found the
+event not to be processed (finished already, held by another attempt, or out of attempts).
 """
 from __future__ import annotations
 
-import functools
 import logging
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Iterator
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_sync import metrics
+from ingest.events import Attempt
 from ingest.logs import log_context
 from ingest.schema import Event, EventStatus, utcnow
 
@@ -38,32 +41,39 @@ PROCESSED_STATE = EventState(source=None, provider=None, status=EventStatus.PROC
                              error_message=None, processed_at=None)
 
 
-def observed_processing(process):
-    """Decorates `process_event(sessions, event_id, ...)`; returns its outcome unchanged."""
+@dataclass
+class Watch:
+    """What the attempt ended with: set by the code inside `observed_attempt`."""
 
-    @functools.wraps(process)
-    def wrapper(sessions: sessionmaker[Session], event_id: int, *args, **kwargs):
-        before = read_state(sessions, event_id)
-        source, provider = (before.source, before.provider) if before else (None, UNKNOWN)
-        with log_context(event_id=event_id, source=source, provider=provider):
-            log.info("event processing", extra={"status": before.status if before else None,
-                                                 "attempt": before.attempts + 1 if before else None})
-            started, started_at = time.perf_counter(), utcnow()
-            try:
-                outcome = process(sessions, event_id, *args, **kwargs)
-            except Exception as exc:
-                metrics.event_finished(provider, "retried", time.perf_counter() - started)
-                log.warning("event processing interrupted, the task retries: %s", type(exc).__name__,
-                            extra={"outcome": "retried", "reason": type(exc).__name__})
-                raise
-            seconds = time.perf_counter() - started
-            # A processed event's state is known: its transaction committed. Others are read back for the reason.
-            after = PROCESSED_STATE if str(outcome) == EventStatus.PROCESSED else read_state(sessions, event_id)
-            ended = _report(str(outcome), after, started_at, seconds)
-            metrics.event_finished(provider, ended, seconds)
-            return outcome
+    outcome: str = "skipped"
 
-    return wrapper
+
+@contextmanager
+def observed_attempt(sessions: sessionmaker[Session], event_id: int, attempt: Attempt) -> Iterator[Watch]:
+    watch = Watch()
+    with log_context(event_id=event_id, source=attempt.source, provider=attempt.provider):
+        log.info("event processing", extra={"attempt": attempt.number})
+        started, started_at = time.perf_counter(), utcnow()
+        try:
+            yield watch
+        except Exception as exc:
+            metrics.event_finished(attempt.provider, "retried", time.perf_counter() - started)
+            log.warning("event processing interrupted, the task retries: %s", type(exc).__name__,
+                        extra={"outcome": "retried", "reason": type(exc).__name__})
+            raise
+        seconds = time.perf_counter() - started
+        outcome = str(watch.outcome)
+        # A processed event's state is known: its transaction committed. Others are read back for the reason.
+        after = PROCESSED_STATE if outcome == EventStatus.PROCESSED else read_state(sessions, event_id)
+        metrics.event_finished(attempt.provider, _report(outcome, after, started_at, seconds), seconds)
+
+
+def not_attempted(sessions: sessionmaker[Session], event_id: int, asked_at: datetime) -> None:
+    """Log and count a call that did not process the event: why, read from the event row."""
+    state = read_state(sessions, event_id)
+    source, provider = (state.source, state.provider) if state else (None, UNKNOWN)
+    with log_context(event_id=event_id, source=source, provider=provider):
+        metrics.event_finished(provider, _report("skipped", state, asked_at, 0.0), 0.0)
 
 
 def read_state(sessions: sessionmaker[Session], event_id: int) -> EventState | None:

@@ -12,6 +12,7 @@ import traceback
 from enum import StrEnum
 
 from pydantic import ValidationError
+from sqlalchemy import Row
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import InterfaceError
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,12 +20,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from crm_sync.delivery.planning import plan_deliveries
 from crm_sync.identity import Origin
 from crm_sync.model import CanonicalRecord
-from crm_sync.observe import observed_processing
+from crm_sync.observe import not_attempted, observed_attempt
 from crm_sync.store import StoreOptions, apply_event
 from ingest.db import transaction
 from ingest.events import begin_attempt, finish, hold, raw_request_of
 from ingest.providers import IgnoreEvent, ParseError, UnknownProvider, get_provider
-from ingest.schema import Event, EventStatus
+from ingest.schema import EventStatus, utcnow
 
 log = logging.getLogger(__name__)
 TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError)
@@ -40,7 +41,6 @@ class Outcome(StrEnum):
     SKIPPED = "skipped"  # already finished, or another attempt holds it
 
 
-@observed_processing
 def process_event(sessions: sessionmaker[Session], event_id: int, max_attempts: int = 5,
                   options: StoreOptions | None = None, planned_for: set[str] | None = None) -> Outcome:
     """Process one stored event exactly once in effect, however often and concurrently it is called.
@@ -49,10 +49,19 @@ def process_event(sessions: sessionmaker[Session], event_id: int, max_attempts: 
     processing transaction has committed, `planned_for` receives the destinations that got new deliveries.
     """
     options = options or StoreOptions()
+    asked_at = utcnow()
     with transaction(sessions) as session:
         attempt = begin_attempt(session, event_id, max_attempts)
     if attempt is None:
+        not_attempted(sessions, event_id, asked_at)
         return Outcome.SKIPPED
+    with observed_attempt(sessions, event_id, attempt) as watch:
+        watch.outcome = _attempt(sessions, event_id, attempt.number, options, planned_for)
+    return watch.outcome
+
+
+def _attempt(sessions: sessionmaker[Session], event_id: int, attempt: int, options: StoreOptions,
+             planned_for: set[str] | None) -> Outcome:
     try:
         return _run_attempt(sessions, event_id, attempt, options, planned_for)
     except TRANSIENT_DB_ERRORS:
@@ -74,9 +83,10 @@ def _run_attempt(sessions: sessionmaker[Session], event_id: int, attempt: int, o
         planned: set[str] = set()
         try:
             with transaction(sessions) as session:
-                if not hold(session, event_id, attempt):
+                event = hold(session, event_id, attempt)
+                if event is None:
                     return Outcome.SKIPPED
-                outcome = _process_held(session, session.get(Event, event_id), attempt, options, planned)
+                outcome = _process_held(session, event, attempt, options, planned)
             if planned_for is not None:
                 planned_for.update(planned)
             return outcome
@@ -88,7 +98,7 @@ def _run_attempt(sessions: sessionmaker[Session], event_id: int, attempt: int, o
             time.sleep(random.uniform(0, 0.01 * tries))  # jitter, so the same two do not collide again
 
 
-def _process_held(session: Session, event: Event, attempt: int, options: StoreOptions, planned: set[str]
+def _process_held(session: Session, event: Row, attempt: int, options: StoreOptions, planned: set[str]
                   ) -> Outcome:
     try:
         records = get_provider(event.provider).parse(raw_request_of(event))
@@ -104,14 +114,14 @@ def _process_held(session: Session, event: Event, attempt: int, options: StoreOp
     return Outcome.PROCESSED
 
 
-def apply_records(session: Session, event: Event, records: list[CanonicalRecord], options: StoreOptions) -> dict:
+def apply_records(session: Session, event: Row, records: list[CanonicalRecord], options: StoreOptions) -> dict:
     """Resolve the people and record the interactions; what the event produced is kept on it for the admin API."""
     origin = Origin(event_id=event.id, source=event.source, provider=event.provider, received_at=event.received_at)
     produced = apply_event(session, origin, records, options)
     return {"records": [record.model_dump(mode="json", exclude_defaults=True) for record in records], **produced}
 
 
-def _end(session: Session, event: Event, attempt: int, status: EventStatus, error_class: str, message: str) -> Outcome:
+def _end(session: Session, event: Row, attempt: int, status: EventStatus, error_class: str, message: str) -> Outcome:
     finish(session, event.id, attempt, status, error_class=error_class, error_message=message)
     return Outcome(status.value)
 

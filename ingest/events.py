@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from typing import Sequence
 
-from sqlalchemy import Engine, Insert, bindparam, or_, select, update
+from sqlalchemy import JSON, Engine, Insert, Row, bindparam, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -140,7 +140,8 @@ def _upsert_statement(engine: Engine) -> Insert:
     return statement
 
 
-def raw_request_of(event: Event) -> RawRequest:
+def raw_request_of(event: Event | Row) -> RawRequest:
+    """The request as it was received, from an Event or a row with its columns (what `hold` returns)."""
     return RawRequest(
         method=event.method, path=event.path, query_string=event.query_string or "",
         headers=dict(event.headers or {}), body=event.body or b"", content_type=event.content_type or "",
@@ -177,44 +178,66 @@ def claim_for_relay(session: Session, *, requeue_after: timedelta, limit: int) -
     return claimed
 
 
-def begin_attempt(session: Session, event_id: int, max_attempts: int) -> int | None:
-    """Count an attempt and mark the event in flight; the attempt number, or None if it is not ours to process.
+@dataclass(frozen=True)
+class Attempt:
+    """The attempt begin_attempt counted: its number, and whose event it is (for the log lines of the attempt)."""
+
+    number: int
+    source: str
+    provider: str
+
+
+EVENTS = Event.__table__
+_THIS_ATTEMPT = (EVENTS.c.id == bindparam("event_id"), EVENTS.c.status == EventStatus.PROCESSING,
+                 EVENTS.c.attempts == bindparam("attempt"))
+# Built once: these run for every event processed, and building an UPDATE costs more CPU than running it.
+_BEGIN_ATTEMPT = (
+    update(EVENTS)
+    .where(EVENTS.c.id == bindparam("event_id"),
+           or_(EVENTS.c.status == EventStatus.RECEIVED, EVENTS.c.status == EventStatus.PROCESSING))
+    .values(status=EventStatus.PROCESSING, attempts=EVENTS.c.attempts + 1)
+    .returning(EVENTS.c.attempts, EVENTS.c.source, EVENTS.c.provider)
+)
+_HOLD = (  # the no-op write takes the row lock; RETURNING hands over what processing reads
+    update(EVENTS).where(*_THIS_ATTEMPT).values(status=EventStatus.PROCESSING)
+    .returning(EVENTS.c.id, EVENTS.c.source, EVENTS.c.provider, EVENTS.c.received_at, EVENTS.c.method,
+               EVENTS.c.path, EVENTS.c.query_string, EVENTS.c.headers, EVENTS.c.body, EVENTS.c.content_type,
+               EVENTS.c.remote_addr)
+)
+_FINISH = update(EVENTS).where(*_THIS_ATTEMPT).values(
+    status=bindparam("final_status"), processed_at=bindparam("now"),
+    result=bindparam("outcome", type_=JSON(none_as_null=True)),  # no result is SQL NULL, not JSON null
+    error_class=bindparam("reason_class"), error_message=bindparam("reason"))
+
+
+def begin_attempt(session: Session, event_id: int, max_attempts: int) -> Attempt | None:
+    """Count an attempt and mark the event in flight; the attempt, or None if it is not ours to process.
 
     Committed on its own before the work starts, so a worker killed mid-task still leaves a trace and an event that
     keeps killing workers goes dead instead of looping forever.
     """
-    result = session.execute(
-        update(Event)
-        .where(Event.id == event_id, Event.status.in_([EventStatus.RECEIVED, EventStatus.PROCESSING]))
-        .values(status=EventStatus.PROCESSING, attempts=Event.attempts + 1)
-        .returning(Event.attempts)
-    ).first()
-    if result is None:
+    row = session.execute(_BEGIN_ATTEMPT, {"event_id": event_id}).first()
+    if row is None:
         return None
-    attempt = result[0]
-    if attempt > max_attempts:
-        finish(session, event_id, attempt, EventStatus.DEAD, error_class="attempts_exhausted",
-               error_message=f"processing was interrupted {attempt - 1} times (worker killed or timed out)")
+    attempt = Attempt(row.attempts, row.source, row.provider)
+    if attempt.number > max_attempts:
+        finish(session, event_id, attempt.number, EventStatus.DEAD, error_class="attempts_exhausted",
+               error_message=f"processing was interrupted {attempt.number - 1} times (worker killed or timed out)")
         return None
     return attempt
 
 
-def hold(session: Session, event_id: int, attempt: int) -> bool:
-    """Lock the event for this attempt (a no-op write); False if a newer attempt took over."""
-    result = session.execute(
-        update(Event).where(Event.id == event_id, Event.status == EventStatus.PROCESSING, Event.attempts == attempt)
-        .values(status=EventStatus.PROCESSING)
-    )
-    return result.rowcount == 1
+def hold(session: Session, event_id: int, attempt: int) -> Row | None:
+    """Lock the event for this attempt; what processing needs of it (raw request, source, provider, received_at),
+    or None if a newer attempt took over."""
+    return session.execute(_HOLD, {"event_id": event_id, "attempt": attempt}).first()
 
 
 def finish(session: Session, event_id: int, attempt: int, status: EventStatus, *, result: dict | None = None,
            error_class: str | None = None, error_message: str | None = None) -> bool:
-    outcome = session.execute(
-        update(Event).where(Event.id == event_id, Event.status == EventStatus.PROCESSING, Event.attempts == attempt)
-        .values(status=status, processed_at=utcnow(), result=result, error_class=error_class,
-                error_message=error_message)
-    )
+    outcome = session.execute(_FINISH, {
+        "event_id": event_id, "attempt": attempt, "final_status": str(status), "now": utcnow(), "outcome": result,
+        "reason_class": error_class, "reason": error_message})
     return outcome.rowcount == 1
 
 
