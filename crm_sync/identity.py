@@ -15,14 +15,33 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import and_, delete, or_, select, update
+from functools import cache
+
+from sqlalchemy import and_, bindparam, delete, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from crm_sync.facts import GLOBAL, Claim, Key
 from crm_sync.profile import PrimaryPolicy, move_values, refresh_display
 from crm_sync.schema import CRM_KIND_PREFIX, Contact, ContactIdentity, IdentityRole, StoredInteraction
-from ingest.db import insert_for
+from ingest.db import dialect_of, insert_for
 from ingest.schema import utcnow
+
+
+IDENTITIES, CONTACTS = ContactIdentity.__table__, Contact.__table__
+# Built once: every event runs these, and building a statement anew costs more CPU than running it.
+_OWNERS = select(IDENTITIES.c.kind, IDENTITIES.c.value, IDENTITIES.c.scope, IDENTITIES.c.contact_id).where(
+    tuple_(IDENTITIES.c.kind, IDENTITIES.c.value, IDENTITIES.c.scope).in_(bindparam("keys", expanding=True)))
+_CREATE_CONTACT = insert(CONTACTS).values(created_at=bindparam("now"), updated_at=bindparam("now")) \
+    .returning(CONTACTS.c.id)
+
+
+@cache
+def _claim_statement(dialect: str):
+    """INSERT … ON CONFLICT DO NOTHING RETURNING the keys this transaction won (run with one row per key)."""
+    columns = ("kind", "value", "scope", "role", "contact_id", "first_event_id", "source", "created_at")
+    return (insert_for(dialect)(IDENTITIES).values({name: bindparam(name) for name in columns})
+            .on_conflict_do_nothing(index_elements=["kind", "value", "scope"])
+            .returning(IDENTITIES.c.kind, IDENTITIES.c.value, IDENTITIES.c.scope))
 
 
 @dataclass(frozen=True)
@@ -64,8 +83,10 @@ def _claim(session: Session, claim_sets: list[tuple[Claim, ...]], keys: set[Key]
            ) -> tuple[dict[Key, int], set[int]]:
     """Every key's owner after claiming the unowned ones, and the fresh contacts created for them."""
     owners = identity_owners(session, list(keys))
-    fresh = _claim_missing(session, claim_sets, owners, origin)
-    return (identity_owners(session, list(keys)) if fresh else owners), fresh
+    fresh, claimed = _claim_missing(session, claim_sets, owners, origin)
+    if claimed is None:  # a concurrent event won some of the keys: read who owns them now
+        return identity_owners(session, list(keys)), fresh
+    return {**owners, **claimed}, fresh
 
 
 def _linked_groups(claim_sets: list[tuple[Claim, ...]], contact_of: dict[Key, int]) -> list[set[int]]:
@@ -94,8 +115,8 @@ def _merge_group(session: Session, members: set[int], fresh: set[int], origin: O
 
 
 def identity_owners(session: Session, keys: list[Key]) -> dict[Key, int]:
-    rows = session.execute(select(ContactIdentity.kind, ContactIdentity.value, ContactIdentity.scope,
-                                  ContactIdentity.contact_id).where(keys_condition(keys)))
+    """The contact that owns each of these keys (exact scopes: no look-up by any source here)."""
+    rows = session.execute(_OWNERS, {"keys": keys})
     return {(row.kind, row.value, row.scope): row.contact_id for row in rows}
 
 
@@ -109,8 +130,10 @@ def keys_condition(keys: list[Key]):
                  for (kind, scope), values in values_of.items()))
 
 
-def _claim_missing(session: Session, claim_sets: list[tuple[Claim, ...]], owners: dict, origin: Origin) -> set[int]:
-    """Fresh contacts for the keys nobody owns yet (one per record that needs one); returns their ids."""
+def _claim_missing(session: Session, claim_sets: list[tuple[Claim, ...]], owners: dict, origin: Origin
+                   ) -> tuple[set[int], dict[Key, int] | None]:
+    """Fresh contacts for the keys nobody owns yet (one per record that needs one): their ids, and the keys now
+    theirs, or None for those if a concurrent claim won any of them."""
     pending: dict[Key, tuple[Claim, int]] = {}
     fresh: set[int] = set()
     for record_claims in claim_sets:
@@ -120,21 +143,21 @@ def _claim_missing(session: Session, claim_sets: list[tuple[Claim, ...]], owners
         contact_id = create_contact(session)
         fresh.add(contact_id)
         pending.update({claim.key: (claim, contact_id) for claim in missing})
-    if pending:
-        rows = [{"kind": claim.kind, "value": claim.value, "scope": claim.scope, "role": claim.role,
-                 "contact_id": contact_id,
-                 "first_event_id": origin.event_id, "source": origin.source, "created_at": utcnow()}
-                for claim, contact_id in (pending[key] for key in sorted(pending))]
-        statement = insert_for(session)(ContactIdentity).values(rows)
-        session.execute(statement.on_conflict_do_nothing(index_elements=["kind", "value", "scope"]))
-    return fresh
+    if not pending:
+        return fresh, {}
+    now = utcnow()
+    rows = [{"kind": claim.kind, "value": claim.value, "scope": claim.scope, "role": claim.role,
+             "contact_id": contact_id, "first_event_id": origin.event_id, "source": origin.source, "created_at": now}
+            for claim, contact_id in (pending[key] for key in sorted(pending))]
+    won = {(row.kind, row.value, row.scope) for row in session.execute(_claim_statement(dialect_of(session)), rows)}
+    if won != set(pending):
+        return fresh, None
+    return fresh, {key: contact_id for key, (_, contact_id) in pending.items()}
 
 
 def create_contact(session: Session) -> int:
     now = utcnow()
-    return session.execute(
-        insert_for(session)(Contact).values(created_at=now, updated_at=now).returning(Contact.id)
-    ).scalar_one()
+    return session.execute(_CREATE_CONTACT, {"now": now}).scalar_one()
 
 
 def lock_live_contacts(session: Session, contact_ids: set[int], held: frozenset[int] = frozenset()

@@ -12,16 +12,18 @@ event changes nothing:
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from crm_sync.identity import Origin
 from crm_sync.model import ConversationState, Interaction, InteractionKind, Message
 from crm_sync.schema import InteractionEvent, StoredInteraction
-from ingest.db import insert_for
+from ingest.db import dialect_of, insert_for
 from ingest.schema import utcnow
 
 # From least to most specific: a conversation reported by a "message" and a "chat" event is a chat.
@@ -31,38 +33,71 @@ KIND_ORDER = [InteractionKind.CONTACT_UPDATE, InteractionKind.NOTE, InteractionK
 LATEST_WINS = ("subject", "agent", "page", "lead")
 MERGED_BY_KEY = ("utm", "geo", "extra")
 Stamp = list[int]  # [event id, record index]: JSON-friendly and comparable
+INTERACTIONS, REPORTS = StoredInteraction.__table__, InteractionEvent.__table__
+MERGED_COLUMNS = ("contact_id", "kind", "state", "subject", "occurred_at", "event_id", "details", "field_sources")
+# Built once: every event runs these, and building a statement anew costs more CPU than running it.
+_LOCK_STORED = select(INTERACTIONS.c.id, *(INTERACTIONS.c[name] for name in MERGED_COLUMNS)).where(
+    INTERACTIONS.c.source == bindparam("stored_source"), INTERACTIONS.c.provider == bindparam("stored_provider"),
+    INTERACTIONS.c.natural_key == bindparam("stored_natural_key")).with_for_update()
+_UPDATE_STORED = update(INTERACTIONS).where(INTERACTIONS.c.id == bindparam("stored_id"))  # SET: the columns given
+
+
+@cache
+def _insert_statement(dialect: str):
+    """A first report inserts the row; RETURNING says whether it was the first (nothing comes back on a conflict)."""
+    return (insert_for(dialect)(INTERACTIONS)
+            .on_conflict_do_nothing(index_elements=["source", "provider", "natural_key"])
+            .returning(INTERACTIONS.c.id))
+
+
+@cache
+def _report_statement(dialect: str):
+    return insert_for(dialect)(REPORTS).on_conflict_do_nothing(index_elements=["interaction_id", "event_id"])
+
+
+@dataclass(frozen=True)
+class RecordedInteraction:
+    """An interaction as this transaction left it: what delivery planning needs."""
+
+    id: int
+    contact_id: int | None
+    kind: str
+    state: str | None
+    details: dict[str, Any]
 
 
 def record_interaction(session: Session, contact_id: int, interaction: Interaction, natural_key: str,
-                       origin: Origin, index: int, event_type: str) -> int:
-    """Insert or merge the interaction; returns its id. The caller holds the lock of the contact it belongs to."""
+                       origin: Origin, index: int, event_type: str) -> RecordedInteraction:
+    """Insert or merge the interaction. The caller holds the lock of the contact it belongs to."""
     now = utcnow()
-    session.execute(insert_for(session)(StoredInteraction).values(
-        contact_id=contact_id, provider=interaction.provider, natural_key=natural_key, kind=interaction.kind.value,
-        event_id=origin.event_id, source=origin.source, conversation_id=interaction.conversation_id,
-        external_id=interaction.external_id, details={}, field_sources={}, created_at=now, updated_at=now,
-    ).on_conflict_do_nothing(index_elements=["source", "provider", "natural_key"]))
-    row = session.scalars(
-        select(StoredInteraction)
-        .where(StoredInteraction.source == origin.source, StoredInteraction.provider == interaction.provider,
-               StoredInteraction.natural_key == natural_key)
-        .with_for_update().execution_options(populate_existing=True)
-    ).one()
-    before = snapshot(row)
-    after = merge_report(before, interaction, [origin.event_id, index])
-    after["contact_id"] = contact_id  # moves an event-keyed interaction if a replay resolves the person anew
-    if after != before:
-        for name, value in after.items():
-            setattr(row, name, value)
-        row.updated_at = now
-    session.execute(insert_for(session)(InteractionEvent).values(
-        interaction_id=row.id, event_id=origin.event_id, record_index=index, event_type=event_type[:200],
-    ).on_conflict_do_nothing(index_elements=["interaction_id", "event_id"]))
-    session.flush()
-    return row.id
+    stamp = [origin.event_id, index]
+    after = merge_report(_unreported(contact_id, interaction, origin), interaction, stamp)
+    key = {"source": origin.source, "provider": interaction.provider, "natural_key": natural_key}
+    inserted = session.execute(_insert_statement(dialect_of(session)), {
+        **key, **after, "conversation_id": interaction.conversation_id, "external_id": interaction.external_id,
+        "created_at": now, "updated_at": now}).first()
+    if inserted is not None:
+        interaction_id = inserted.id
+    else:  # reported before: merge into what is stored
+        row = session.execute(_LOCK_STORED, {f"stored_{name}": value for name, value in key.items()}).one()
+        interaction_id, before = row.id, snapshot(row)
+        after = merge_report(before, interaction, stamp)
+        after["contact_id"] = contact_id  # moves an event-keyed interaction if a replay resolves the person anew
+        if after != before:
+            session.execute(_UPDATE_STORED, {"stored_id": interaction_id, **after, "updated_at": now})
+    session.execute(_report_statement(dialect_of(session)), {
+        "interaction_id": interaction_id, "event_id": origin.event_id, "record_index": index,
+        "event_type": event_type[:200]})
+    return RecordedInteraction(interaction_id, after["contact_id"], after["kind"], after["state"], after["details"])
 
 
-def snapshot(row: StoredInteraction) -> dict[str, Any]:
+def _unreported(contact_id: int, interaction: Interaction, origin: Origin) -> dict[str, Any]:
+    """The state of an interaction before its first report (the one a new row is inserted with, merged)."""
+    return {"contact_id": contact_id, "kind": interaction.kind.value, "state": None, "subject": None,
+            "occurred_at": None, "event_id": origin.event_id, "details": {}, "field_sources": {}}
+
+
+def snapshot(row) -> dict[str, Any]:
     return {
         "contact_id": row.contact_id, "kind": row.kind, "state": row.state, "subject": row.subject,
         "occurred_at": row.occurred_at, "event_id": row.event_id,

@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from crm_sync.delivery.planning import plan_deliveries
 from crm_sync.identity import Origin
-from crm_sync.model import CanonicalRecord
 from crm_sync.observe import not_attempted, observed_attempt
 from crm_sync.store import StoreOptions, apply_event
 from ingest.db import transaction
@@ -108,17 +107,16 @@ def _process_held(session: Session, event: Row, attempt: int, options: StoreOpti
         return _end(session, event, attempt, EventStatus.DEAD, "parse_error", str(exc))
     except IgnoreEvent as exc:
         return _end(session, event, attempt, EventStatus.IGNORED, "ignored", str(exc))
-    result = apply_records(session, event, records, options)
-    planned.update(plan_deliveries(session, result["interaction_ids"], options.destinations))
+    applied = apply_event(session, _origin(event), records, options)
+    planned.update(plan_deliveries(session, applied.interactions, options.destinations))
+    result = {"records": [record.model_dump(mode="json", exclude_defaults=True) for record in records],
+              **applied.summary()}   # kept on the event for the admin API
     finish(session, event.id, attempt, EventStatus.PROCESSED, result=result)
     return Outcome.PROCESSED
 
 
-def apply_records(session: Session, event: Row, records: list[CanonicalRecord], options: StoreOptions) -> dict:
-    """Resolve the people and record the interactions; what the event produced is kept on it for the admin API."""
-    origin = Origin(event_id=event.id, source=event.source, provider=event.provider, received_at=event.received_at)
-    produced = apply_event(session, origin, records, options)
-    return {"records": [record.model_dump(mode="json", exclude_defaults=True) for record in records], **produced}
+def _origin(event: Row) -> Origin:
+    return Origin(event_id=event.id, source=event.source, provider=event.provider, received_at=event.received_at)
 
 
 def _end(session: Session, event: Row, attempt: int, status: EventStatus, error_class: str, message: str) -> Outcome:

@@ -10,9 +10,11 @@ display values whatever order the events are processed or replayed in:
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Iterable, Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from crm_sync.facts import Observed
@@ -24,41 +26,99 @@ PRIMARY_POLICIES: tuple[str, ...] = ("keep_first", "prefer_newest")
 DISPLAY_FIELDS = {"name": "name", "company": "company", "description": "description",
                   "email": "primary_email", "phone": "primary_phone"}
 NORMALISED_FIELDS = {"email", "phone"}
+EMPTY_DISPLAY: dict[str, str | None] = dict.fromkeys(DISPLAY_FIELDS.values())
+VALUES, CONTACTS = ContactValue.__table__, Contact.__table__
+_VALUE_COLUMNS = ("field", "value", "value_hash", "normalised", "first_event_id", "first_position",
+                  "last_event_id", "last_position", "first_seen_at", "last_seen_at", "provider", "source")
+_SIGHTING_COLUMNS = ("first_event_id", "first_position", "first_seen_at", "last_event_id", "last_position",
+                     "last_seen_at", "provider", "source")
+# Built once: every event runs these, and building a statement anew costs more CPU than running it.
+_STORED_VALUES = select(*(VALUES.c[name] for name in _VALUE_COLUMNS)).where(
+    VALUES.c.contact_id == bindparam("contact_id"), VALUES.c.value_hash.in_(bindparam("hashes", expanding=True)))
+_DISPLAY_VALUES = select(*(VALUES.c[name] for name in _VALUE_COLUMNS)).where(
+    VALUES.c.contact_id == bindparam("contact_id"), VALUES.c.field.in_(list(DISPLAY_FIELDS)))
+_INSERT_VALUES = insert(VALUES)                                              # run with one row per new value
+_UPDATE_VALUE = update(VALUES).where(  # SET: the columns given
+    VALUES.c.contact_id == bindparam("row_contact_id"), VALUES.c.field == bindparam("row_field"),
+    VALUES.c.value_hash == bindparam("row_hash"))
+_SHOWN = select(*(CONTACTS.c[column] for column in DISPLAY_FIELDS.values())).where(
+    CONTACTS.c.id == bindparam("contact_id"))
+_SET_DISPLAY = update(CONTACTS).where(CONTACTS.c.id == bindparam("contact_id"))  # SET: the columns given
+
+
+@dataclass
+class ValueRow:
+    """One row of contact_values as processing reads and changes it."""
+
+    field: str
+    value: str
+    value_hash: str
+    normalised: str | None
+    first_event_id: int
+    first_position: int
+    last_event_id: int
+    last_position: int
+    first_seen_at: datetime
+    last_seen_at: datetime
+    provider: str
+    source: str
+
+    @classmethod
+    def first_sighting(cls, observed: Observed, hashed: str, position: int, origin) -> "ValueRow":
+        return cls(field=observed.field, value=observed.value, value_hash=hashed, normalised=observed.normalised,
+                   first_event_id=origin.event_id, first_position=position, last_event_id=origin.event_id,
+                   last_position=position, first_seen_at=origin.received_at, last_seen_at=origin.received_at,
+                   provider=origin.provider, source=origin.source)
+
+    def columns(self) -> dict:
+        return {name: getattr(self, name) for name in _VALUE_COLUMNS}
+
+    def sightings(self) -> dict:
+        return {name: getattr(self, name) for name in _SIGHTING_COLUMNS}
 
 
 def value_hash(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()
 
 
-def record_values(session: Session, contact_id: int, sightings: Iterable[tuple[int, Observed]], origin) -> bool:
-    """Add or extend the rows for what this event observed (`(position, value)` pairs); True if anything changed."""
+def record_values(session: Session, contact_id: int, sightings: Iterable[tuple[int, Observed]], origin,
+                  created: dict[tuple[str, str], ValueRow] | None = None) -> bool:
+    """Add or extend the rows for what this event observed (`(position, value)` pairs); True if anything changed.
+
+    `created` is given for a contact this transaction created: every value it has, by (field, hash), none of them
+    stored before this event. It spares the look-up and is kept up to date for `refresh_display`.
+    """
     sightings = list(sightings)
     if not sightings:
         return False
-    existing = {(row.field, row.value_hash): row for row in session.scalars(
-        select(ContactValue).where(ContactValue.contact_id == contact_id,
-                                   ContactValue.value_hash.in_({value_hash(o.value) for _, o in sightings}))
-        .execution_options(populate_existing=True))}
-    changed = False
+    known = created if created is not None else _stored_values(session, contact_id, sightings)
+    new: list[ValueRow] = []
+    extended: dict[tuple[str, str], ValueRow] = {}
     for position, observed in sightings:
         key = (observed.field, value_hash(observed.value))
-        row = existing.get(key)
+        row = known.get(key)
         if row is None:
-            row = existing[key] = ContactValue(
-                contact_id=contact_id, field=observed.field, value=observed.value, value_hash=key[1],
-                normalised=observed.normalised, first_event_id=origin.event_id, first_position=position,
-                last_event_id=origin.event_id, last_position=position, first_seen_at=origin.received_at,
-                last_seen_at=origin.received_at, provider=origin.provider, source=origin.source,
-            )
-            session.add(row)
-            changed = True
-        else:
-            changed |= _extend(row, origin.event_id, position, origin.received_at, origin.provider, origin.source)
-    session.flush()
-    return changed
+            row = known[key] = ValueRow.first_sighting(observed, key[1], position, origin)
+            new.append(row)
+        elif _extend(row, origin.event_id, position, origin.received_at, origin.provider, origin.source) \
+                and row not in new:
+            extended[key] = row
+    if new:
+        session.execute(_INSERT_VALUES, [{"contact_id": contact_id, **row.columns()} for row in new])
+    if extended:
+        session.execute(_UPDATE_VALUE, [{"row_contact_id": contact_id, "row_field": row.field,
+                                         "row_hash": row.value_hash, **row.sightings()} for row in extended.values()])
+    return bool(new or extended)
 
 
-def _extend(row: ContactValue, event_id: int, position: int, seen_at, provider: str, source: str) -> bool:
+def _stored_values(session: Session, contact_id: int, sightings: list[tuple[int, Observed]]
+                   ) -> dict[tuple[str, str], ValueRow]:
+    rows = session.execute(_STORED_VALUES, {
+        "contact_id": contact_id, "hashes": sorted({value_hash(o.value) for _, o in sightings})}).mappings()
+    return {(row["field"], row["value_hash"]): ValueRow(**row) for row in rows}
+
+
+def _extend(row: ContactValue | ValueRow, event_id: int, position: int, seen_at, provider: str, source: str) -> bool:
     changed = False
     if (event_id, position) < (row.first_event_id, row.first_position):
         row.first_event_id, row.first_position, row.first_seen_at = event_id, position, seen_at
@@ -88,11 +148,18 @@ def move_values(session: Session, loser: int, survivor: int) -> None:
     session.flush()
 
 
-def refresh_display(session: Session, contact_id: int, policy: PrimaryPolicy) -> bool:
-    """Choose the contact's display values by the policy; True if any of them changed."""
-    rows = session.scalars(select(ContactValue).where(ContactValue.contact_id == contact_id,
-                                                      ContactValue.field.in_(DISPLAY_FIELDS))).all()
-    chosen: dict[str, str | None] = {column: None for column in DISPLAY_FIELDS.values()}
+def refresh_display(session: Session, contact_id: int, policy: PrimaryPolicy,
+                    created: dict[tuple[str, str], ValueRow] | None = None) -> bool:
+    """Choose the contact's display values by the policy; True if any of them changed.
+
+    `created`: every value of a contact this transaction created (whose display values are all still empty).
+    """
+    if created is None:
+        rows = [ValueRow(**row) for row in session.execute(_DISPLAY_VALUES, {"contact_id": contact_id}).mappings()]
+        shown = session.execute(_SHOWN, {"contact_id": contact_id}).one()._asdict()
+    else:
+        rows, shown = [row for row in created.values() if row.field in DISPLAY_FIELDS], EMPTY_DISPLAY
+    chosen: dict[str, str | None] = dict(EMPTY_DISPLAY)
     for field, column in DISPLAY_FIELDS.items():
         candidates = [row for row in rows if row.field == field]
         if field in NORMALISED_FIELDS:
@@ -100,11 +167,9 @@ def refresh_display(session: Session, contact_id: int, policy: PrimaryPolicy) ->
         if candidates:
             best = min(candidates, key=_primary_order(policy))
             chosen[column] = best.normalised if field in NORMALISED_FIELDS else best.value
-    contact = session.get(Contact, contact_id, populate_existing=True)
-    if all(getattr(contact, column) == value for column, value in chosen.items()):
+    if chosen == shown:
         return False
-    session.execute(update(Contact).where(Contact.id == contact_id).values(**chosen, updated_at=utcnow())
-                    .execution_options(synchronize_session=False))
+    session.execute(_SET_DISPLAY, {"contact_id": contact_id, **chosen, "updated_at": utcnow()})
     return True
 
 
@@ -116,5 +181,4 @@ def _primary_order(policy: PrimaryPolicy):
 
 
 def touch(session: Session, contact_id: int) -> None:
-    session.execute(update(Contact).where(Contact.id == contact_id).values(updated_at=utcnow())
-                    .execution_options(synchronize_session=False))
+    session.execute(_SET_DISPLAY, {"contact_id": contact_id, "updated_at": utcnow()})

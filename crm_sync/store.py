@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from crm_sync.facts import facts_of
 from crm_sync.identity import Origin, resolve_contacts
-from crm_sync.interactions import record_interaction
+from crm_sync.interactions import RecordedInteraction, record_interaction
 from crm_sync.model import CanonicalRecord
 from crm_sync.normalise import MatchingRules, rules_from_settings
 from crm_sync.profile import PrimaryPolicy, record_values, refresh_display, touch
@@ -25,30 +25,46 @@ class StoreOptions:
                    destinations=tuple(sorted(settings.destinations)))
 
 
-def apply_event(session: Session, origin: Origin, records: list[CanonicalRecord], options: StoreOptions) -> dict:
-    """Resolve each record's person, keep what it says, record its interaction; what was produced, by id."""
+@dataclass
+class Applied:
+    """What an event produced: each record's contact and interaction, and the merges it caused."""
+
+    contact_ids: list[int | None]
+    interactions: list[RecordedInteraction | None]
+    merged: dict[int, int]
+
+    def summary(self) -> dict:
+        """By id, as JSON: kept on the event for the admin API."""
+        return {
+            "contact_ids": self.contact_ids,
+            "interaction_ids": [interaction.id if interaction else None for interaction in self.interactions],
+            "merged": {str(loser): survivor for loser, survivor in sorted(self.merged.items())},
+        }
+
+
+def apply_event(session: Session, origin: Origin, records: list[CanonicalRecord], options: StoreOptions) -> Applied:
+    """Resolve each record's person, keep what it says, record its interaction."""
     facts = [facts_of(record, index, origin.event_id, origin.source, options.rules)
              for index, record in enumerate(records)]
     resolution = resolve_contacts(session, [item.claims for item in facts], origin)
     changed = set(resolution.created) | set(resolution.merged.values())
+    # A contact this transaction created has no values but the ones it records: no need to read them back.
+    created_values: dict[int, dict] = {contact_id: {} for contact_id in resolution.created}
     position = 0
     for contact_id, item in zip(resolution.contact_ids, facts):
         sightings = list(enumerate(item.observed, start=position))
         position += len(sightings)
-        if contact_id is not None and record_values(session, contact_id, sightings, origin):
+        if contact_id is not None and record_values(session, contact_id, sightings, origin,
+                                                    created_values.get(contact_id)):
             changed.add(contact_id)
-    interaction_ids: list[int | None] = [None] * len(records)
+    interactions: list[RecordedInteraction | None] = [None] * len(records)
     # In key order, like every other row this transaction locks.
     for index in sorted((i for i, item in enumerate(facts) if item.natural_key),
                         key=lambda i: (records[i].interaction.provider, facts[i].natural_key)):
-        interaction_ids[index] = record_interaction(
+        interactions[index] = record_interaction(
             session, resolution.contact_ids[index], records[index].interaction, facts[index].natural_key, origin,
             index, records[index].event_type)
     for contact_id in sorted(changed):
-        if not refresh_display(session, contact_id, options.primary_policy):
+        if not refresh_display(session, contact_id, options.primary_policy, created_values.get(contact_id)):
             touch(session, contact_id)
-    return {
-        "contact_ids": resolution.contact_ids,
-        "interaction_ids": interaction_ids,
-        "merged": {str(loser): survivor for loser, survivor in sorted(resolution.merged.items())},
-    }
+    return Applied(resolution.contact_ids, interactions, resolution.merged)

@@ -72,10 +72,15 @@ def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
         yield session
 
 
-def insert_for(engine_or_session) -> type:
-    """The dialect's INSERT construct, which has on_conflict_do_update/do_nothing."""
-    name = engine_or_session.get_bind().dialect.name if isinstance(engine_or_session, Session) \
+def dialect_of(engine_or_session) -> str:
+    return engine_or_session.get_bind().dialect.name if isinstance(engine_or_session, Session) \
         else engine_or_session.dialect.name
+
+
+def insert_for(engine_session_or_dialect) -> type:
+    """The dialect's INSERT construct, which has on_conflict_do_update/do_nothing."""
+    name = engine_session_or_dialect if isinstance(engine_session_or_dialect, str) \
+        else dialect_of(engine_session_or_dialect)
     return {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[name]
 
 

@@ -20,11 +20,13 @@ from sqlalchemy import bindparam, case, or_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from crm_sync.interactions import RecordedInteraction
 from crm_sync.schema import Delivery, DeliveryStatus, StoredInteraction
+from ingest.db import dialect_of
 from ingest.schema import utcnow
 
 
-def fingerprint(interaction: StoredInteraction) -> str:
+def fingerprint(interaction: StoredInteraction | RecordedInteraction) -> str:
     """What a CRM record of the interaction depends on; browsing noise (pages, UTM, agent, tags) is left out."""
     details = interaction.details or {}
     worth_telling: dict[str, Any] = {
@@ -37,21 +39,20 @@ def fingerprint(interaction: StoredInteraction) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def plan_deliveries(session: Session, interaction_ids: Iterable[int | None], destinations: Iterable[str],
+def plan_deliveries(session: Session, interactions: Iterable[RecordedInteraction | None], destinations: Iterable[str],
                     now: datetime | None = None) -> set[str]:
-    """Upsert the rows of these interactions for every destination; the destinations that got new work."""
-    ids = sorted({i for i in interaction_ids if i is not None})
+    """Upsert the rows of these interactions (as this transaction recorded them) for every destination; the
+    destinations that got new work."""
+    by_id = {interaction.id: interaction for interaction in interactions
+             if interaction is not None and interaction.contact_id is not None}
     names = sorted(set(destinations))
-    if not ids or not names:
+    if not by_id or not names:
         return set()
     now = now or utcnow()
-    interactions = [session.get(StoredInteraction, i) for i in ids]   # recorded by this transaction: no query
     rows = [{"destination": name, "interaction_id": interaction.id, "contact_id": interaction.contact_id,
              "fingerprint": fingerprint(interaction), "now": now}
-            for interaction in interactions if interaction and interaction.contact_id is not None for name in names]
-    if not rows:
-        return set()
-    return set(session.execute(_upsert(session.get_bind().dialect.name), rows).scalars())
+            for _, interaction in sorted(by_id.items()) for name in names]
+    return set(session.execute(_upsert(dialect_of(session)), rows).scalars())
 
 
 @cache

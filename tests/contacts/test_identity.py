@@ -104,6 +104,15 @@ def test_records_of_one_event_about_one_conversation_are_one_contact(store):
     assert store.only_contact().person_identities == {("email", IVAN_EMAIL), ("phone", IVAN_PHONE)}
 
 
+def test_a_value_two_records_of_a_new_persons_first_event_repeat_spans_both_sightings(store):
+    event_id = store.receive(report(visitor("Ivan", email=IVAN_EMAIL), chat("jivo:1")),
+                             report(visitor("Ivan", email=IVAN_EMAIL), chat("jivo:1", ConversationState.CLOSED)))
+    names = [(v.first_event_id, v.first_position, v.last_event_id, v.last_position)
+             for v in store.values(1) if v.field == "name"]
+    assert names == [(event_id, 0, event_id, 2)]
+    assert store.only_contact().name == "Ivan"
+
+
 def test_records_of_one_event_about_two_people_are_two_contacts(store):
     store.receive(report(visitor(email="anna@example.ru"), lead("1")), report(visitor(email="boris@example.ru"),
                                                                              lead("2")))
