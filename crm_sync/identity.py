@@ -17,7 +17,7 @@ from datetime import datetime
 
 from functools import cache
 
-from sqlalchemy import and_, bindparam, delete, insert, or_, select, tuple_, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from crm_sync.facts import GLOBAL, Claim, Key
@@ -31,6 +31,9 @@ IDENTITIES, CONTACTS = ContactIdentity.__table__, Contact.__table__
 # Built once: every event runs these, and building a statement anew costs more CPU than running it.
 _OWNERS = select(IDENTITIES.c.kind, IDENTITIES.c.value, IDENTITIES.c.scope, IDENTITIES.c.contact_id).where(
     tuple_(IDENTITIES.c.kind, IDENTITIES.c.value, IDENTITIES.c.scope).in_(bindparam("keys", expanding=True)))
+_LOCK_CONTACTS = select(CONTACTS.c.id, CONTACTS.c.merged_into).where(
+    CONTACTS.c.id.in_(bindparam("ids", expanding=True))).order_by(CONTACTS.c.id).with_for_update()
+_LOCK_CONTACTS_NOWAIT = _LOCK_CONTACTS.with_for_update(nowait=True)
 _CREATE_CONTACT = insert(CONTACTS).values(created_at=bindparam("now"), updated_at=bindparam("now")) \
     .returning(CONTACTS.c.id)
 
@@ -172,10 +175,8 @@ def lock_live_contacts(session: Session, contact_ids: set[int], held: frozenset[
     while pending:
         taken = set(resolved) | held
         out_of_order = bool(taken) and min(pending) < max(taken)
-        rows = session.execute(
-            select(Contact.id, Contact.merged_into).where(Contact.id.in_(pending)).order_by(Contact.id)
-            .with_for_update(nowait=out_of_order)
-        ).all()
+        rows = session.execute(_LOCK_CONTACTS_NOWAIT if out_of_order else _LOCK_CONTACTS,
+                               {"ids": sorted(pending)}).all()
         if len(rows) != len(pending):
             raise LookupError(f"contacts {sorted(pending - {row.id for row in rows})} do not exist")
         resolved.update({row.id: row.merged_into for row in rows})
@@ -210,21 +211,29 @@ def link_crm_record(session: Session, contact_id: int, destination: str, record_
 
     A CRM record is one person: if it is already attached to another contact, the two contacts are merged.
     """
-    key = (f"{CRM_KIND_PREFIX}{destination}", record_id, GLOBAL)
     live = lock_live_contacts(session, {contact_id})[contact_id]
-    session.execute(insert_for(session)(ContactIdentity).values(
-        kind=key[0], value=key[1], scope=GLOBAL, contact_id=live, role=IdentityRole.PERSON, first_event_id=event_id,
-        source=destination, url=url, created_at=utcnow(),
-    ).on_conflict_do_nothing(index_elements=["kind", "value", "scope"]))
-    owner = lock_live_contacts(session, {identity_owners(session, [key])[key]}, held=frozenset({live}))
-    survivor = min(live, *owner.values())
-    for loser in {live, *owner.values()} - {survivor}:
+    owner = session.execute(_link_statement(dialect_of(session)), {
+        "kind": f"{CRM_KIND_PREFIX}{destination}", "value": record_id, "scope": GLOBAL, "contact_id": live,
+        "role": IdentityRole.PERSON, "first_event_id": event_id, "source": destination, "url": url,
+        "created_at": utcnow()}).scalar_one()
+    if owner == live:
+        return live
+    owner = lock_live_contacts(session, {owner}, held=frozenset({live}))[owner]
+    survivor = min(live, owner)
+    for loser in {live, owner} - {survivor}:
         merge_contacts(session, loser, survivor, event_id)
         refresh_display(session, survivor, primary_policy)
-    if url:
-        session.execute(update(ContactIdentity).where(keys_condition([key])).values(url=url)
-                        .execution_options(synchronize_session=False))
     return survivor
+
+
+@cache
+def _link_statement(dialect: str):
+    """The CRM record's identity, inserted or (its page's URL) updated; RETURNING the contact that owns it."""
+    insert = insert_for(dialect)(IDENTITIES)
+    return insert.on_conflict_do_update(
+        index_elements=["kind", "value", "scope"],
+        set_={"url": func.coalesce(insert.excluded.url, IDENTITIES.c.url)},
+    ).returning(IDENTITIES.c.contact_id)
 
 
 def _absorb_fresh(session: Session, fresh: int, survivor: int) -> None:

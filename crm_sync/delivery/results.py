@@ -33,6 +33,9 @@ MAX_MESSAGE = 4000
 
 
 Outcome = DeliveryResult | DeliveryError
+IDENTITIES = ContactIdentity.__table__
+_KNOWN_LINKS = select(IDENTITIES.c.contact_id, IDENTITIES.c.value, IDENTITIES.c.url).where(
+    IDENTITIES.c.kind == bindparam("kind"), IDENTITIES.c.value.in_(bindparam("values", expanding=True)))
 
 
 def record_outcomes(sessions: sessionmaker[Session], name: str,
@@ -55,10 +58,8 @@ def _link_records(session: Session, name: str, done: list[tuple[DeliveryRequest,
               for request, result in done if result.contact_record_id}
     if not wanted:
         return
-    known = {(row.contact_id, row.value): row.url for row in session.execute(
-        select(ContactIdentity.contact_id, ContactIdentity.value, ContactIdentity.url).where(
-            ContactIdentity.kind == f"{CRM_KIND_PREFIX}{name}",
-            ContactIdentity.value.in_({record for _, record in wanted})))}
+    known = {(row.contact_id, row.value): row.url for row in session.execute(_KNOWN_LINKS, {
+        "kind": f"{CRM_KIND_PREFIX}{name}", "values": sorted({record for _, record in wanted})})}
     for (contact_id, record_id), url in sorted(wanted.items()):
         if (contact_id, record_id) in known and url in (None, known[(contact_id, record_id)]):
             continue
