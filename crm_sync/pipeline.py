@@ -49,8 +49,7 @@ def process_event(sessions: sessionmaker[Session], event_id: int, max_attempts: 
     """
     options = options or StoreOptions()
     asked_at = utcnow()
-    with transaction(sessions) as session:
-        attempt = begin_attempt(session, event_id, max_attempts)
+    attempt = begin_attempt(sessions.kw["bind"], event_id, max_attempts)
     if attempt is None:
         not_attempted(sessions, event_id, asked_at)
         return Outcome.SKIPPED

@@ -8,9 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from typing import Sequence
+from enum import Enum
+from typing import Callable, Sequence
 
-from sqlalchemy import JSON, Engine, Insert, Row, bindparam, or_, select, update
+from sqlalchemy import JSON, Connection, Engine, Executable, Insert, Row, bindparam, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -49,29 +50,32 @@ def store_event(engine: Engine, *, source: str, provider: str, dedup_key: str, r
         "content_type": request.content_type, "remote_addr": request.remote_addr,
         "received_at": now, "duplicate_count": 0, "status": EventStatus.RECEIVED, "enqueued_at": now, "attempts": 0,
     }
-    event_id, duplicate_count, received_at = _execute_committed(engine, _upsert_statement(engine), row_values)
+    event_id, duplicate_count, received_at = _execute_committed(engine, _upsert_statement(engine), row_values,
+                                                                _driver_values)
     return StoredEvent(id=event_id, is_duplicate=duplicate_count > 0, duplicate_count=duplicate_count,
                        received_at=received_at)
 
 
-def _execute_committed(engine: Engine, statement: Insert, values: dict) -> Sequence:
-    """Run one statement as its own committed transaction; its row.
+def _execute_committed(engine: Engine, statement: Executable, values: dict,
+                       for_driver: Callable[[dict], dict] = dict) -> Sequence | None:
+    """Run one statement as its own committed transaction; its row (None if it returned none).
 
     On PostgreSQL in autocommit mode the statement is its own transaction: the server commits (and with
     synchronous_commit flushes) it before it reports ready, and psycopg returns only after that report, so a row in
     hand is a durable row. One round trip instead of three (BEGIN, INSERT, COMMIT). SQLite takes the explicit
-    transaction that ingest.db sets up for it.
+    transaction that ingest.db sets up for it. `for_driver` gives the values as the driver takes them (what
+    SQLAlchemy's bind processing would have made of them).
     """
     if engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg":
-        return _execute_through_driver(engine, statement, values)
+        return _execute_through_driver(engine, statement, for_driver(values))
     if engine.dialect.name == "postgresql":
         with engine.connect() as connection:
-            return connection.execution_options(isolation_level="AUTOCOMMIT").execute(statement, values).one()
+            return connection.execution_options(isolation_level="AUTOCOMMIT").execute(statement, values).first()
     with engine.begin() as connection:
-        return connection.execute(statement, values).one()
+        return connection.execute(statement, values).first()
 
 
-def _execute_through_driver(engine: Engine, statement: Insert, values: dict) -> Sequence:
+def _execute_through_driver(engine: Engine, statement: Executable, values: dict) -> Sequence | None:
     """The ingress hot path on psycopg: the pooled connection's driver, a prepared statement, autocommit.
 
     SQLAlchemy's per-execution bookkeeping (execution context, isolation level set and reset, result wrapping) cost
@@ -89,7 +93,7 @@ def _execute_through_driver(engine: Engine, statement: Insert, values: dict) -> 
         driver.autocommit = True
         try:
             with driver.cursor() as cursor:
-                cursor.execute(sql, {**constants, **_driver_values(values)}, prepare=True)
+                cursor.execute(sql, {**constants, **values}, prepare=True)
                 return cursor.fetchone()
         finally:
             driver.autocommit = False
@@ -101,13 +105,15 @@ def _execute_through_driver(engine: Engine, statement: Insert, values: dict) -> 
         pooled.close()
 
 
-def _driver_form(engine: Engine, statement: Insert) -> tuple[str, dict]:
-    """The statement's SQL for the driver, and the values of the parameters it binds itself (`+ 1`)."""
+def _driver_form(engine: Engine, statement: Executable) -> tuple[str, dict]:
+    """The statement's SQL for the driver, and the values of the parameters it binds itself (`+ 1`, a status)."""
     key = (engine.dialect.name, engine.dialect.driver, id(statement))
     form = _driver_statements.get(key)
     if form is None:
         compiled = statement.compile(dialect=engine.dialect)
-        form = _driver_statements[key] = (compiled.string, dict(compiled.params))
+        # psycopg would send an enum's name: send its value, as SQLAlchemy does
+        constants = {name: value.value if isinstance(value, Enum) else value for name, value in compiled.params.items()}
+        form = _driver_statements[key] = (compiled.string, constants)
     return form
 
 
@@ -210,19 +216,21 @@ _FINISH = update(EVENTS).where(*_THIS_ATTEMPT).values(
     error_class=bindparam("reason_class"), error_message=bindparam("reason"))
 
 
-def begin_attempt(session: Session, event_id: int, max_attempts: int) -> Attempt | None:
+def begin_attempt(engine: Engine, event_id: int, max_attempts: int) -> Attempt | None:
     """Count an attempt and mark the event in flight; the attempt, or None if it is not ours to process.
 
-    Committed on its own before the work starts, so a worker killed mid-task still leaves a trace and an event that
-    keeps killing workers goes dead instead of looping forever.
+    Committed on its own before the work starts (one autocommitted statement on PostgreSQL), so a worker killed
+    mid-task still leaves a trace and an event that keeps killing workers goes dead instead of looping forever.
     """
-    row = session.execute(_BEGIN_ATTEMPT, {"event_id": event_id}).first()
+    row = _execute_committed(engine, _BEGIN_ATTEMPT, {"event_id": event_id})
     if row is None:
         return None
-    attempt = Attempt(row.attempts, row.source, row.provider)
+    attempt = Attempt(*row)
     if attempt.number > max_attempts:
-        finish(session, event_id, attempt.number, EventStatus.DEAD, error_class="attempts_exhausted",
-               error_message=f"processing was interrupted {attempt.number - 1} times (worker killed or timed out)")
+        with engine.begin() as connection:
+            finish(connection, event_id, attempt.number, EventStatus.DEAD, error_class="attempts_exhausted",
+                   error_message=f"processing was interrupted {attempt.number - 1} times (worker killed or timed "
+                                 "out)")
         return None
     return attempt
 
@@ -233,7 +241,7 @@ def hold(session: Session, event_id: int, attempt: int) -> Row | None:
     return session.execute(_HOLD, {"event_id": event_id, "attempt": attempt}).first()
 
 
-def finish(session: Session, event_id: int, attempt: int, status: EventStatus, *, result: dict | None = None,
+def finish(session: Session | Connection, event_id: int, attempt: int, status: EventStatus, *, result: dict | None = None,
            error_class: str | None = None, error_message: str | None = None) -> bool:
     outcome = session.execute(_FINISH, {
         "event_id": event_id, "attempt": attempt, "final_status": str(status), "now": utcnow(), "outcome": result,
