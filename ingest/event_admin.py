@@ -108,7 +108,7 @@ def replay_events(runtime: Runtime, event_ids: list[int]) -> list[int]:
     with transaction(runtime.sessions) as session:
         replayed = reset_for_replay(session, event_ids)
     runtime.outbox.publish(replayed)
-    return replayed
+    return [event.id for event in replayed]
 
 
 def replay_matching(runtime: Runtime, event_filter: EventFilter, dry_run: bool, batch: int = 500) -> dict:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from enum import Enum
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 from sqlalchemy import JSON, Connection, Engine, Executable, Insert, Row, bindparam, or_, select, update
 from sqlalchemy.exc import DBAPIError
@@ -161,7 +161,14 @@ def mark_not_enqueued(session: Session, event_ids: list[int]) -> None:
                     .values(enqueued_at=None))
 
 
-def claim_for_relay(session: Session, *, requeue_after: timedelta, limit: int) -> list[int]:
+class EventRef(NamedTuple):
+    """An event as the outbox hands it on: its id, and its source for the log line that says it was enqueued."""
+
+    id: int
+    source: str
+
+
+def claim_for_relay(session: Session, *, requeue_after: timedelta, limit: int) -> list[EventRef]:
     """Events never enqueued, or waiting or in flight for longer than `requeue_after` (lost message, dead worker).
 
     Each is claimed by a compare-and-set on enqueued_at, so two relays running at once never both take it; this works
@@ -170,17 +177,17 @@ def claim_for_relay(session: Session, *, requeue_after: timedelta, limit: int) -
     now = utcnow()
     stale = now - requeue_after
     candidates = session.execute(
-        select(Event.id, Event.enqueued_at)
+        select(Event.id, Event.source, Event.enqueued_at)
         .where(Event.status.in_([EventStatus.RECEIVED, EventStatus.PROCESSING]),
                or_(Event.enqueued_at.is_(None), Event.enqueued_at < stale))
         .order_by(Event.id).limit(limit)
     ).all()
     claimed = []
-    for event_id, seen in candidates:
+    for event_id, source, seen in candidates:
         same = Event.enqueued_at.is_(None) if seen is None else Event.enqueued_at == seen
         result = session.execute(update(Event).where(Event.id == event_id, same).values(enqueued_at=now))
         if result.rowcount == 1:
-            claimed.append(event_id)
+            claimed.append(EventRef(event_id, source))
     return claimed
 
 
@@ -249,12 +256,12 @@ def finish(session: Session | Connection, event_id: int, attempt: int, status: E
     return outcome.rowcount == 1
 
 
-def reset_for_replay(session: Session, event_ids: list[int]) -> list[int]:
+def reset_for_replay(session: Session, event_ids: list[int]) -> list[EventRef]:
     """Put finished events back to `received` for the current code to process again; in-flight ones are left, and
     so are purged ones (their raw request is gone)."""
     rows = session.execute(
         update(Event).where(Event.id.in_(event_ids), Event.status.in_(FINAL_STATUSES), Event.purged_at.is_(None))
         .values(status=EventStatus.RECEIVED, attempts=0, error_class=None, error_message=None, enqueued_at=utcnow())
-        .returning(Event.id)
+        .returning(Event.id, Event.source)
     ).all()
-    return sorted(row[0] for row in rows)
+    return sorted(EventRef(*row) for row in rows)

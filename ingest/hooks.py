@@ -12,7 +12,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from ingest.errors import ApiError
-from ingest.events import store_event
+from ingest.events import EventRef, store_event
 from ingest.metrics import ACK_SECONDS, REQUESTS
 from ingest.providers import AuthenticationFailed, Provider, RawRequest, Reply, RequestRejected, get_provider
 from ingest.providers.base import secrets_equal, stable_hash
@@ -47,7 +47,7 @@ def receive(source_name: str, url_secret: str | None = None):
     response = jsonify(reply.body) if not isinstance(reply.body, (str, bytes)) else Response(reply.body)
     response.status_code = reply.status
     if stored_id is not None:
-        response.call_on_close(lambda: runtime.outbox.publish_after_response([stored_id]))
+        response.call_on_close(lambda: runtime.outbox.publish_after_response([EventRef(stored_id, source.name)]))
     ACK_SECONDS.labels(provider.name).observe(time.perf_counter() - started)
     return response
 

@@ -17,7 +17,7 @@ from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
 from ingest.db import transaction
-from ingest.events import claim_for_relay, mark_not_enqueued
+from ingest.events import EventRef, claim_for_relay, mark_not_enqueued
 from ingest.task_publisher import TaskPublisher
 
 PROCESS_EVENTS_TASK = "ingest.process_events"
@@ -50,12 +50,12 @@ class Outbox:
         self._background: BackgroundPublisher | None = None
         self.publisher = TaskPublisher(celery, PROCESS_EVENTS_TASK, INGEST_QUEUE)
 
-    def publish_after_response(self, event_ids: list[int]) -> None:
+    def publish_after_response(self, events: list[EventRef]) -> None:
         """The ingress's publish: handed to the background publisher when the server started one, else sent now."""
         background = self._background
-        if background is not None and background.submit(event_ids):
+        if background is not None and background.submit(events):
             return
-        self.publish(event_ids)
+        self.publish(events)
 
     def start_background_publisher(self) -> None:
         """From here on this process publishes from one thread, in batches (a server calls it in each worker)."""
@@ -72,10 +72,14 @@ class Outbox:
         self.stop_background_publisher()
         self.publisher.close()
 
-    def publish(self, event_ids: list[int]) -> bool:
-        """Send the events in messages of up to EVENTS_PER_MESSAGE ids; on failure hand them to the relay."""
-        if not event_ids:
+    def publish(self, events: list[EventRef]) -> bool:
+        """Send the events in messages of up to EVENTS_PER_MESSAGE ids; on failure hand them to the relay.
+
+        Each event the broker accepted gets its `event enqueued` log line, the step between stored and processing.
+        """
+        if not events:
             return True
+        event_ids = [event.id for event in events]
         if time.monotonic() < self._broker_down_until:
             self._leave_for_relay(event_ids)
             return False
@@ -87,6 +91,9 @@ class Outbox:
             self._broker_down_until = time.monotonic() + BROKER_BACKOFF_SECONDS
             self._leave_for_relay(event_ids)
             return False
+        if log.isEnabledFor(logging.INFO):
+            for event in events:
+                log.info("event enqueued", extra={"event_id": event.id, "source": event.source, "queue": INGEST_QUEUE})
         return True
 
     def relay(self, limit: int = 500) -> int:
@@ -132,13 +139,13 @@ class BackgroundPublisher:
         self._thread = threading.Thread(target=self._run, name="crm-ingest-publisher", daemon=True)
         self._thread.start()
 
-    def submit(self, event_ids: list[int]) -> bool:
+    def submit(self, events: list[EventRef]) -> bool:
         """Queue the events; False once stopping (the caller then publishes them itself)."""
         with self._lock:
             if self._stopped:
                 return False
-            for event_id in event_ids:
-                self._queue.put(event_id)
+            for event in events:
+                self._queue.put(event)
         return True
 
     def stop(self, timeout: float) -> None:

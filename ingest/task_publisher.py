@@ -70,7 +70,7 @@ class TaskPublisher:
         message = self.celery.amqp.as_task_v2(task_id, self.task_name, args=args, argsrepr=repr(args),
                                               kwargsrepr="{}", ignore_result=True)
         declare = [self.celery.amqp.queues[self.queue_name]]
-        # Celery's publish signals, as send_task sends them: the "event enqueued" log line hangs on the second.
+        # Celery's publish signals, as send_task sends them, for whatever hooks into them (tracing, error reporting).
         signals.before_task_publish.send(sender=self.task_name, body=message.body, exchange="",
                                          routing_key=self.queue_name, declare=declare, headers=message.headers,
                                          properties=message.properties, retry_policy=None)

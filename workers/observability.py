@@ -4,13 +4,10 @@ from __future__ import annotations
 import logging
 
 import click
-from celery.signals import after_task_publish, setup_logging
+from celery.signals import setup_logging
 
 from ingest.logs import LOG_FORMATS, LogFormat, configure_logging, resolve_log_format
-from ingest.outbox import PROCESS_EVENTS_TASK
 from ingest.settings import Settings
-
-log = logging.getLogger("ingest.outbox")
 
 log_format_option = click.option(
     "--log-format", type=click.Choice(LOG_FORMATS), default=None,
@@ -22,7 +19,6 @@ def setup_logging_for(settings: Settings, option: str | None, default: LogFormat
     """Configure this process's logging now; the format chosen."""
     log_format = resolve_log_format(option, settings.log_format, default)
     configure_logging(log_format, settings.log_redaction, level)
-    log_enqueued_events()
     return log_format
 
 
@@ -33,21 +29,6 @@ def hand_celery_logging_to_us(settings: Settings, option: str | None) -> None:
     @setup_logging.connect(weak=False)
     def _configure(loglevel=None, **_kwargs):
         configure_logging(log_format, settings.log_redaction, loglevel or "INFO")
-
-    log_enqueued_events()
-
-
-def log_enqueued_events() -> None:
-    """The `enqueued` step of an event's log trail: one line per process_event message the broker accepted."""
-    after_task_publish.connect(_event_enqueued, weak=False, dispatch_uid="crm_ingest.event_enqueued")
-
-
-def _event_enqueued(sender=None, body=None, routing_key=None, **_kwargs) -> None:
-    if sender != PROCESS_EVENTS_TASK or not body:
-        return
-    args = body[0] if isinstance(body, (list, tuple)) else body.get("args", [])
-    for event_id in args[0] if args else []:
-        log.info("event enqueued", extra={"event_id": event_id, "queue": routing_key})
 
 
 def start_worker_metrics_server(folder, host: str, port: int) -> None:

@@ -80,7 +80,7 @@ class StoreHarness:
 
     def replay(self, event_id: int) -> None:
         with transaction(self.runtime.sessions) as session:
-            assert reset_for_replay(session, [event_id]) == [event_id]
+            assert [event.id for event in reset_for_replay(session, [event_id])] == [event_id]
         self.process(event_id)
 
     def event(self, event_id: int) -> Event:

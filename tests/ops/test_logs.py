@@ -4,9 +4,10 @@ from __future__ import annotations
 import logging
 
 from crm_sync.pipeline import process_event
+from ingest.db import transaction
+from ingest.events import mark_not_enqueued
 from ingest.logs import log_context
 from workers.gunicorn_logger import loggable_path
-from workers.observability import log_enqueued_events
 from tests.ops.conftest import post_generic
 
 PERSONAL = {"email": "ivan.petrov@example.com", "phone": "+7 916 123-45-67", "name": "Ivan"}
@@ -16,9 +17,8 @@ def lines_about(lines: list[dict], event_id: int) -> list[dict]:
     return [line for line in lines if line.get("event_id") == event_id]
 
 
-def test_each_step_of_an_event_is_one_json_line_naming_the_event(ops_client, ops_runtime, log_lines):
+def test_each_step_of_an_event_is_one_json_line_naming_the_event_and_its_source(ops_client, ops_runtime, log_lines):
     read = log_lines("json")
-    log_enqueued_events()
     post_generic(ops_client, {"email": "a@example.com"})
     process_event(ops_runtime.sessions, 1)
 
@@ -26,11 +26,23 @@ def test_each_step_of_an_event_is_one_json_line_naming_the_event(ops_client, ops
 
     assert [line["message"] for line in steps] == ["event stored", "event enqueued", "event processing",
                                                    "event processed"]
-    assert {line.get("source") for line in steps if line["message"] != "event enqueued"} == {"generic-main"}
+    assert [line.get("source") for line in steps] == ["generic-main"] * 4
     assert steps[1]["queue"] == "ingest"
     assert steps[-1]["provider"] == "generic" and steps[-1]["outcome"] == "processed"
     assert steps[-1]["duration_ms"] >= 0
     assert all({"time", "level", "logger", "message"} <= set(line) for line in steps)
+
+
+def test_an_event_the_relay_enqueues_is_logged_with_its_source(ops_client, ops_runtime, log_lines):
+    post_generic(ops_client, {"n": 1}, source="generic-b")
+    with transaction(ops_runtime.sessions) as session:
+        mark_not_enqueued(session, [1])   # as if the broker had refused the publish
+    read = log_lines("json")
+
+    assert ops_runtime.outbox.relay() == 1
+
+    enqueued = [line for line in lines_about(read(), 1) if line["message"] == "event enqueued"]
+    assert [(line["source"], line["queue"]) for line in enqueued] == [("generic-b", "ingest")]
 
 
 def test_a_dead_event_is_logged_with_its_reason(ops_client, ops_runtime, log_lines):
