@@ -168,18 +168,21 @@ class EventRef(NamedTuple):
     source: str
 
 
-def claim_for_relay(session: Session, *, requeue_after: timedelta, limit: int) -> list[EventRef]:
-    """Events never enqueued, or waiting or in flight for longer than `requeue_after` (lost message, dead worker).
+def claim_for_relay(session: Session, *, requeue_after: timedelta, limit: int, stale: bool = True
+                    ) -> list[EventRef]:
+    """Events never enqueued, and (`stale`) those waiting or in flight for longer than `requeue_after` (lost
+    message, dead worker).
 
     Each is claimed by a compare-and-set on enqueued_at, so two relays running at once never both take it; this works
     on SQLite, which has no row locks, as well as on PostgreSQL.
     """
     now = utcnow()
-    stale = now - requeue_after
+    waiting = Event.enqueued_at.is_(None)
+    if stale:
+        waiting = or_(waiting, Event.enqueued_at < now - requeue_after)
     candidates = session.execute(
         select(Event.id, Event.source, Event.enqueued_at)
-        .where(Event.status.in_([EventStatus.RECEIVED, EventStatus.PROCESSING]),
-               or_(Event.enqueued_at.is_(None), Event.enqueued_at < stale))
+        .where(Event.status.in_([EventStatus.RECEIVED, EventStatus.PROCESSING]), waiting)
         .order_by(Event.id).limit(limit)
     ).all()
     claimed = []

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ingest.db import transaction
 from ingest.events import EventRef, claim_for_relay, mark_not_enqueued
+from ingest.queue_depth import queue_depths
 from ingest.task_publisher import TaskPublisher
 
 PROCESS_EVENTS_TASK = "ingest.process_events"
@@ -27,6 +28,7 @@ MAINTENANCE_QUEUE = "maintenance"
 # After a failed publish the web process stops trying for this long, so a dead broker costs one timeout, not one
 # per request; the relay picks the events up meanwhile.
 BROKER_BACKOFF_SECONDS = 5.0
+BROKER_CHECK_SECONDS = 5.0   # how long the relay waits for the broker to say how long the ingest queue is
 # The background publisher sends at most this many events in one batch, and gets this long to flush at exit.
 BACKGROUND_BATCH_MAX_EVENTS = 200
 # After the first event of a batch arrives, the publisher sleeps this long and then takes whatever has queued: it
@@ -97,11 +99,16 @@ class Outbox:
         return True
 
     def relay(self, limit: int = 500) -> int:
-        """Enqueue every event still waiting (never enqueued, or stale); the number enqueued."""
+        """Enqueue every event still waiting (never enqueued, or stale); the number enqueued.
+
+        An event whose message is older than requeue_after counts as lost only while the ingest queue is empty:
+        behind a backlog it is simply still waiting, and enqueueing it again would grow the backlog on every pass.
+        """
+        stale = self._ingest_queue_drained()
         total = 0
         while True:
             with transaction(self.sessions) as session:
-                claimed = claim_for_relay(session, requeue_after=self.requeue_after, limit=limit)
+                claimed = claim_for_relay(session, requeue_after=self.requeue_after, limit=limit, stale=stale)
             if not claimed:
                 return total
             self._broker_down_until = 0.0  # the relay always tries the broker
@@ -110,6 +117,14 @@ class Outbox:
             total += len(claimed)
             if len(claimed) < limit:
                 return total
+
+    def _ingest_queue_drained(self) -> bool:
+        try:
+            depths, _ = queue_depths(self.celery, [INGEST_QUEUE], timeout=BROKER_CHECK_SECONDS)
+        except Exception as exc:  # the publish will tell whether the broker is down; stale ones wait a pass
+            log.warning("relay: could not read the ingest queue's depth, stale events wait for the next pass: %s", exc)
+            return False
+        return depths[INGEST_QUEUE] == 0
 
     def _leave_for_relay(self, event_ids: list[int]) -> None:
         try:

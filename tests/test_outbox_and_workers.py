@@ -8,6 +8,8 @@ import signal
 import pytest
 
 from crm_sync.pipeline import process_event
+from ingest.outbox import INGEST_QUEUE
+from ingest.queue_depth import queue_depths
 from ingest.runtime import Runtime
 from ingest.schema import Event
 from tests.conftest import GENERIC_TOKEN, make_client
@@ -65,8 +67,30 @@ def test_relay_skips_events_enqueued_recently_and_requeues_stale_ones(database_u
     assert runtime.outbox.relay() == 0, "a fresh enqueue is not repeated"
     runtime.close()
     stale = Runtime(make_settings(database_url, requeue_after_seconds=0.001))
+    lose_waiting_messages(stale)
     assert stale.outbox.relay() == 1, "a message that never got processed is enqueued again"
     stale.close()
+
+
+def test_relay_does_not_requeue_stale_events_while_a_backlog_waits_in_the_queue(database_url, make_settings):
+    runtime = Runtime(make_settings(database_url, requeue_after_seconds=0.001))
+    client = make_client(runtime)
+    for number in range(3):
+        client.post("/hooks/generic-main", data=b'{"n": %d}' % number, headers=HEADERS)
+
+    assert runtime.outbox.relay() == 0, "behind a backlog a message is still waiting, not lost"
+    assert queued_messages(runtime) == 3, "one message per request, and none added by the relay"
+    runtime.close()
+
+
+def lose_waiting_messages(runtime: Runtime) -> None:
+    with runtime.celery.connection_for_write() as connection:
+        connection.default_channel.queue_purge(INGEST_QUEUE)
+
+
+def queued_messages(runtime: Runtime) -> int:
+    depths, _ = queue_depths(runtime.celery, [INGEST_QUEUE], timeout=5)
+    return depths[INGEST_QUEUE]
 
 
 def test_processing_twice_has_the_effect_of_once(runtime, client, generic_headers):
