@@ -92,19 +92,18 @@ def record_values(session: Session, contact_id: int, sightings: Iterable[tuple[i
     if not sightings:
         return False
     known = created if created is not None else _stored_values(session, contact_id, sightings)
-    new: list[ValueRow] = []
+    new: dict[tuple[str, str], ValueRow] = {}        # inserted below with whatever the later sightings add
     extended: dict[tuple[str, str], ValueRow] = {}
     for position, observed in sightings:
         key = (observed.field, value_hash(observed.value))
         row = known.get(key)
         if row is None:
-            row = known[key] = ValueRow.first_sighting(observed, key[1], position, origin)
-            new.append(row)
+            row = known[key] = new[key] = ValueRow.first_sighting(observed, key[1], position, origin)
         elif _extend(row, origin.event_id, position, origin.received_at, origin.provider, origin.source) \
-                and row not in new:
+                and key not in new:
             extended[key] = row
     if new:
-        session.execute(_INSERT_VALUES, [{"contact_id": contact_id, **row.columns()} for row in new])
+        session.execute(_INSERT_VALUES, [{"contact_id": contact_id, **row.columns()} for row in new.values()])
     if extended:
         session.execute(_UPDATE_VALUE, [{"row_contact_id": contact_id, "row_field": row.field,
                                          "row_hash": row.value_hash, **row.sightings()} for row in extended.values()])
