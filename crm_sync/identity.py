@@ -212,18 +212,26 @@ def link_crm_record(session: Session, contact_id: int, destination: str, record_
     A CRM record is one person: if it is already attached to another contact, the two contacts are merged.
     """
     live = lock_live_contacts(session, {contact_id})[contact_id]
+    return attach_crm_record(session, live, destination, record_id, url, event_id, primary_policy)[0]
+
+
+def attach_crm_record(session: Session, live: int, destination: str, record_id: str, url: str | None = None,
+                      event_id: int | None = None, primary_policy: PrimaryPolicy = "keep_first",
+                      held: frozenset[int] = frozenset()) -> tuple[int, bool]:
+    """`link_crm_record` for a live contact this transaction has locked already (with `held`, the others it has
+    locked); the contact the record ends up on, and whether that took a merge."""
     owner = session.execute(_link_statement(dialect_of(session)), {
         "kind": f"{CRM_KIND_PREFIX}{destination}", "value": record_id, "scope": GLOBAL, "contact_id": live,
         "role": IdentityRole.PERSON, "first_event_id": event_id, "source": destination, "url": url,
         "created_at": utcnow()}).scalar_one()
     if owner == live:
-        return live
-    owner = lock_live_contacts(session, {owner}, held=frozenset({live}))[owner]
+        return live, False
+    owner = lock_live_contacts(session, {owner}, held=held | {live})[owner]
     survivor = min(live, owner)
     for loser in {live, owner} - {survivor}:
         merge_contacts(session, loser, survivor, event_id)
         refresh_display(session, survivor, primary_policy)
-    return survivor
+    return survivor, survivor != live or owner != live
 
 
 @cache

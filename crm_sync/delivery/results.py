@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from crm_sync.delivery.retry import RetryPolicy
 from crm_sync.delivery.snapshots import Claimed
 from crm_sync.destinations.base import DeliveryError, DeliveryRequest, DeliveryResult, PermanentError
-from crm_sync.identity import link_crm_record
+from crm_sync.identity import attach_crm_record, lock_live_contacts
 from crm_sync.schema import CRM_KIND_PREFIX, ContactIdentity, Delivery, DeliveryStatus
 from ingest.db import transaction
 
@@ -60,10 +60,16 @@ def _link_records(session: Session, name: str, done: list[tuple[DeliveryRequest,
         return
     known = {(row.contact_id, row.value): row.url for row in session.execute(_KNOWN_LINKS, {
         "kind": f"{CRM_KIND_PREFIX}{name}", "values": sorted({record for _, record in wanted})})}
-    for (contact_id, record_id), url in sorted(wanted.items()):
-        if (contact_id, record_id) in known and url in (None, known[(contact_id, record_id)]):
-            continue
-        link_crm_record(session, contact_id, name, record_id, url=url, primary_policy=primary_policy)
+    links = [(contact_id, record_id, url) for (contact_id, record_id), url in sorted(wanted.items())
+             if (contact_id, record_id) not in known or url not in (None, known[(contact_id, record_id)])]
+    if not links:
+        return
+    live = lock_live_contacts(session, {contact_id for contact_id, _, _ in links})   # at once, in id order
+    for contact_id, record_id, url in links:
+        _, merged = attach_crm_record(session, live[contact_id], name, record_id, url=url,
+                                      primary_policy=primary_policy, held=frozenset(live.values()))
+        if merged:   # rare: contacts of this batch may now live on in another one (all of them are still ours)
+            live = lock_live_contacts(session, set(live), held=frozenset(live.values()))
 
 
 def _succeeded(session: Session, claimed: Claimed, result: DeliveryResult, now: datetime) -> str | None:
