@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_sync import metrics
-from ingest.events import Attempt
+from ingest.attempts import Attempt
 from ingest.logs import log_context
 from ingest.schema import Event, EventStatus, utcnow
 
@@ -51,8 +51,8 @@ class Watch:
 @contextmanager
 def observed_attempt(sessions: sessionmaker[Session], event_id: int, attempt: Attempt) -> Iterator[Watch]:
     watch = Watch()
-    with log_context(event_id=event_id, source=attempt.source, provider=attempt.provider):
-        log.info("event processing", extra={"attempt": attempt.number})
+    with attempt_context(event_id, attempt):
+        attempt_started(attempt)
         started, started_at = time.perf_counter(), utcnow()
         try:
             yield watch
@@ -61,11 +61,25 @@ def observed_attempt(sessions: sessionmaker[Session], event_id: int, attempt: At
             log.warning("event processing interrupted, the task retries: %s", type(exc).__name__,
                         extra={"outcome": "retried", "reason": type(exc).__name__})
             raise
-        seconds = time.perf_counter() - started
-        outcome = str(watch.outcome)
-        # A processed event's state is known: its transaction committed. Others are read back for the reason.
-        after = PROCESSED_STATE if outcome == EventStatus.PROCESSED else read_state(sessions, event_id)
-        metrics.event_finished(attempt.provider, _report(outcome, after, started_at, seconds), seconds)
+        attempt_ended(sessions, event_id, attempt, watch.outcome, started_at, time.perf_counter() - started)
+
+
+def attempt_context(event_id: int, attempt: Attempt):
+    """Every line logged inside names the event, its source and its provider."""
+    return log_context(event_id=event_id, source=attempt.source, provider=attempt.provider)
+
+
+def attempt_started(attempt: Attempt) -> None:
+    log.info("event processing", extra={"attempt": attempt.number})
+
+
+def attempt_ended(sessions: sessionmaker[Session], event_id: int, attempt: Attempt, outcome: str,
+                  started_at: datetime, seconds: float) -> None:
+    """The closing line and the metrics, once the attempt's transaction has ended."""
+    outcome = str(outcome)
+    # A processed event's state is known: its transaction committed. Others are read back for the reason.
+    after = PROCESSED_STATE if outcome == EventStatus.PROCESSED else read_state(sessions, event_id)
+    metrics.event_finished(attempt.provider, _report(outcome, after, started_at, seconds), seconds)
 
 
 def not_attempted(sessions: sessionmaker[Session], event_id: int, asked_at: datetime) -> None:

@@ -1,7 +1,11 @@
-"""process_event: a stored raw request in, canonical records applied, the event's final status out.
+"""process_events: stored raw requests in, canonical records applied, each event's final status out.
 
-Plain functions over a sessionmaker: the Celery task only calls `process_event`, so all of this runs and is tested
+Plain functions over a sessionmaker: the Celery task only calls `process_events`, so all of this runs and is tested
 without a broker. Every path ends the event `processed`, `ignored` or `dead` with a reason.
+
+The events of one task message are processed in one transaction: a commit, a session and the attempt's bookkeeping
+statements cost more than most events' own work. If any of them fails, none of that transaction is kept and each
+event goes again in a transaction of its own, so one event's failure (or conflict) is never another's.
 """
 from __future__ import annotations
 
@@ -19,10 +23,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from crm_sync.delivery.planning import plan_deliveries
 from crm_sync.identity import Origin
-from crm_sync.observe import not_attempted, observed_attempt
+from crm_sync.observe import attempt_context, attempt_ended, attempt_started, not_attempted, observed_attempt
 from crm_sync.store import StoreOptions, apply_event
+from ingest.attempts import Attempt, begin_attempts, finish, hold
 from ingest.db import transaction
-from ingest.events import begin_attempt, finish, hold, raw_request_of
+from ingest.events import raw_request_of
 from ingest.providers import IgnoreEvent, ParseError, UnknownProvider, get_provider
 from ingest.schema import EventStatus, utcnow
 
@@ -42,20 +47,62 @@ class Outcome(StrEnum):
 
 def process_event(sessions: sessionmaker[Session], event_id: int, max_attempts: int = 5,
                   options: StoreOptions | None = None, planned_for: set[str] | None = None) -> Outcome:
-    """Process one stored event exactly once in effect, however often and concurrently it is called.
+    """Process one stored event exactly once in effect, however often and concurrently it is called."""
+    return process_events(sessions, [event_id], max_attempts, options, planned_for)[0]
+
+
+def process_events(sessions: sessionmaker[Session], event_ids: list[int], max_attempts: int = 5,
+                   options: StoreOptions | None = None, planned_for: set[str] | None = None) -> list[Outcome]:
+    """Process stored events exactly once in effect, however often and concurrently called; each one's outcome.
 
     A transient database error propagates (the caller retries); anything else finishes the event. Once the
     processing transaction has committed, `planned_for` receives the destinations that got new deliveries.
     """
     options = options or StoreOptions()
     asked_at = utcnow()
-    attempt = begin_attempt(sessions.kw["bind"], event_id, max_attempts)
-    if attempt is None:
-        not_attempted(sessions, event_id, asked_at)
-        return Outcome.SKIPPED
-    with observed_attempt(sessions, event_id, attempt) as watch:
-        watch.outcome = _attempt(sessions, event_id, attempt.number, options, planned_for)
-    return watch.outcome
+    attempts = begin_attempts(sessions.kw["bind"], event_ids, max_attempts)
+    outcomes: dict[int, Outcome] = {}
+    for event_id in dict.fromkeys(event_ids):
+        if event_id not in attempts:
+            not_attempted(sessions, event_id, asked_at)
+            outcomes[event_id] = Outcome.SKIPPED
+    if len(attempts) > 1:
+        outcomes.update(_process_together(sessions, attempts, options, planned_for))
+    for event_id, attempt in sorted(attempts.items()):
+        if event_id not in outcomes:
+            with observed_attempt(sessions, event_id, attempt) as watch:
+                watch.outcome = _attempt(sessions, event_id, attempt.number, options, planned_for)
+            outcomes[event_id] = watch.outcome
+    return [outcomes[event_id] for event_id in event_ids]
+
+
+def _process_together(sessions: sessionmaker[Session], attempts: dict[int, Attempt], options: StoreOptions,
+                      planned_for: set[str] | None) -> dict[int, Outcome]:
+    """All the events in one transaction; their outcomes, or none at all if any of them raised."""
+    planned: set[str] = set()
+    ran: list[tuple[int, Outcome, float]] = []
+    started_at = utcnow()
+    try:
+        with transaction(sessions) as session:
+            held = hold(session, {event_id: attempt.number for event_id, attempt in attempts.items()})
+            for event_id, attempt in sorted(attempts.items()):
+                with attempt_context(event_id, attempt):
+                    attempt_started(attempt)
+                    started = time.perf_counter()
+                    event = held.get(event_id)
+                    outcome = Outcome.SKIPPED if event is None else \
+                        _process_held(session, event, attempt.number, options, planned)
+                    ran.append((event_id, outcome, time.perf_counter() - started))
+    except Exception as exc:  # nothing of it was kept: each event goes again on its own
+        log.info("%d events could not be processed together (%s), so each goes in a transaction of its own",
+                 len(attempts), type(exc).__name__)
+        return {}
+    if planned_for is not None:
+        planned_for.update(planned)
+    for event_id, outcome, seconds in ran:
+        with attempt_context(event_id, attempts[event_id]):
+            attempt_ended(sessions, event_id, attempts[event_id], outcome, started_at, seconds)
+    return {event_id: outcome for event_id, outcome, _ in ran}
 
 
 def _attempt(sessions: sessionmaker[Session], event_id: int, attempt: int, options: StoreOptions,
@@ -81,7 +128,7 @@ def _run_attempt(sessions: sessionmaker[Session], event_id: int, attempt: int, o
         planned: set[str] = set()
         try:
             with transaction(sessions) as session:
-                event = hold(session, event_id, attempt)
+                event = hold(session, {event_id: attempt}).get(event_id)
                 if event is None:
                     return Outcome.SKIPPED
                 outcome = _process_held(session, event, attempt, options, planned)

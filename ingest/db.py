@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from enum import Enum
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, Executable, create_engine, event, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -106,3 +108,86 @@ def migrate(database_url: str, revision: str = "head") -> None:
 def ping(engine: Engine) -> None:
     with engine.connect() as connection:
         connection.execute(text("SELECT 1"))
+
+
+def execute_committed(engine: Engine, statement: Executable, values: dict,
+                       for_driver: Callable[[dict], dict] = dict) -> Sequence | None:
+    """Run one statement as its own committed transaction; its row (None if it returned none)."""
+    rows = execute_committed_rows(engine, statement, values, for_driver, first_only=True)
+    return rows[0] if rows else None
+
+
+def execute_committed_rows(engine: Engine, statement: Executable, values: dict,
+                            for_driver: Callable[[dict], dict] = dict, first_only: bool = False) -> list[Sequence]:
+    """Run one statement as its own committed transaction; the rows it returned (only the first, `first_only`).
+
+    On PostgreSQL in autocommit mode the statement is its own transaction: the server commits (and with
+    synchronous_commit flushes) it before it reports ready, and psycopg returns only after that report, so a row in
+    hand is a durable row. One round trip instead of three (BEGIN, INSERT, COMMIT). SQLite takes the explicit
+    transaction that ingest.db sets up for it. `for_driver` gives the values as the driver takes them (what
+    SQLAlchemy's bind processing would have made of them).
+    """
+    if engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg":
+        return _execute_through_driver(engine, statement, for_driver(values), first_only)
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            result = connection.execution_options(isolation_level="AUTOCOMMIT").execute(statement, values)
+            return _rows(result, first_only)
+    with engine.begin() as connection:
+        return _rows(connection.execute(statement, values), first_only)
+
+
+def _rows(result, first_only: bool) -> list[Sequence]:
+    if first_only:
+        row = result.first()
+        return [] if row is None else [row]
+    return list(result.all())
+
+
+def _execute_through_driver(engine: Engine, statement: Executable, values: dict, first_only: bool
+                            ) -> list[Sequence]:
+    """The ingress hot path on psycopg: the pooled connection's driver, a prepared statement, autocommit.
+
+    SQLAlchemy's per-execution bookkeeping (execution context, isolation level set and reset, result wrapping) cost
+    the request about as much CPU as the driver itself, and none of it does anything for one fixed statement.
+    Driver errors come out as SQLAlchemy's, and the connection that raised one is not reused.
+    """
+    sql, constants = _driver_form(engine, statement)
+    dbapi_error = engine.dialect.loaded_dbapi.Error
+    try:
+        pooled = engine.raw_connection()
+    except dbapi_error as exc:  # the pool hands out the driver's own error when it cannot connect
+        raise DBAPIError.instance(None, None, exc, dbapi_error, connection_invalidated=True) from exc
+    try:
+        driver = pooled.driver_connection
+        driver.autocommit = True
+        try:
+            with driver.cursor() as cursor:
+                cursor.execute(sql, {**constants, **values}, prepare=True)
+                if first_only:
+                    row = cursor.fetchone()
+                    return [] if row is None else [row]
+                return cursor.fetchall()
+        finally:
+            driver.autocommit = False
+    except dbapi_error as exc:
+        pooled.invalidate(exc)
+        # Without the parameters: they hold the request body, and the error goes to the log.
+        raise DBAPIError.instance(sql, None, exc, dbapi_error) from exc
+    finally:
+        pooled.close()
+
+
+def _driver_form(engine: Engine, statement: Executable) -> tuple[str, dict]:
+    """The statement's SQL for the driver, and the values of the parameters it binds itself (`+ 1`, a status)."""
+    key = (engine.dialect.name, engine.dialect.driver, id(statement))
+    form = _driver_statements.get(key)
+    if form is None:
+        compiled = statement.compile(dialect=engine.dialect)
+        # psycopg would send an enum's name: send its value, as SQLAlchemy does
+        constants = {name: value.value if isinstance(value, Enum) else value for name, value in compiled.params.items()}
+        form = _driver_statements[key] = (compiled.string, constants)
+    return form
+
+
+_driver_statements: dict[tuple, tuple[str, dict]] = {}

@@ -1,21 +1,19 @@
-"""The raw event store: one committed write per request, race-safe deduplication, and status transitions.
+"""The raw event store: one committed write per request, race-safe deduplication, and the outbox's and replay's
+transitions (the processing attempt's are in ingest.attempts).
 
-Every transition is a conditional UPDATE, so a task that runs twice, concurrently or after its worker was killed
-cannot move an event twice: correctness comes from the database, never from the broker.
+Every transition is a conditional UPDATE, so a relay or replay that runs twice, or two at once, cannot move an event
+twice: correctness comes from the database, never from the broker.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
-from enum import Enum
-from typing import Callable, NamedTuple, Sequence
-
-from sqlalchemy import JSON, Connection, Engine, Executable, Insert, Row, bindparam, or_, select, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Engine, Insert, Row, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
-from ingest.db import insert_for
+from ingest.db import execute_committed, insert_for
 from ingest.providers.base import RawRequest
 from ingest.schema import FINAL_STATUSES, Event, EventStatus, utcnow
 
@@ -50,71 +48,15 @@ def store_event(engine: Engine, *, source: str, provider: str, dedup_key: str, r
         "content_type": request.content_type, "remote_addr": request.remote_addr,
         "received_at": now, "duplicate_count": 0, "status": EventStatus.RECEIVED, "enqueued_at": now, "attempts": 0,
     }
-    event_id, duplicate_count, received_at = _execute_committed(engine, _upsert_statement(engine), row_values,
+    event_id, duplicate_count, received_at = execute_committed(engine, _upsert_statement(engine), row_values,
                                                                 _driver_values)
     return StoredEvent(id=event_id, is_duplicate=duplicate_count > 0, duplicate_count=duplicate_count,
                        received_at=received_at)
 
 
-def _execute_committed(engine: Engine, statement: Executable, values: dict,
-                       for_driver: Callable[[dict], dict] = dict) -> Sequence | None:
-    """Run one statement as its own committed transaction; its row (None if it returned none).
-
-    On PostgreSQL in autocommit mode the statement is its own transaction: the server commits (and with
-    synchronous_commit flushes) it before it reports ready, and psycopg returns only after that report, so a row in
-    hand is a durable row. One round trip instead of three (BEGIN, INSERT, COMMIT). SQLite takes the explicit
-    transaction that ingest.db sets up for it. `for_driver` gives the values as the driver takes them (what
-    SQLAlchemy's bind processing would have made of them).
-    """
-    if engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg":
-        return _execute_through_driver(engine, statement, for_driver(values))
-    if engine.dialect.name == "postgresql":
-        with engine.connect() as connection:
-            return connection.execution_options(isolation_level="AUTOCOMMIT").execute(statement, values).first()
-    with engine.begin() as connection:
-        return connection.execute(statement, values).first()
-
-
-def _execute_through_driver(engine: Engine, statement: Executable, values: dict) -> Sequence | None:
-    """The ingress hot path on psycopg: the pooled connection's driver, a prepared statement, autocommit.
-
-    SQLAlchemy's per-execution bookkeeping (execution context, isolation level set and reset, result wrapping) cost
-    the request about as much CPU as the driver itself, and none of it does anything for one fixed statement.
-    Driver errors come out as SQLAlchemy's, and the connection that raised one is not reused.
-    """
-    sql, constants = _driver_form(engine, statement)
-    dbapi_error = engine.dialect.loaded_dbapi.Error
-    try:
-        pooled = engine.raw_connection()
-    except dbapi_error as exc:  # the pool hands out the driver's own error when it cannot connect
-        raise DBAPIError.instance(None, None, exc, dbapi_error, connection_invalidated=True) from exc
-    try:
-        driver = pooled.driver_connection
-        driver.autocommit = True
-        try:
-            with driver.cursor() as cursor:
-                cursor.execute(sql, {**constants, **values}, prepare=True)
-                return cursor.fetchone()
-        finally:
-            driver.autocommit = False
-    except dbapi_error as exc:
-        pooled.invalidate(exc)
-        # Without the parameters: they hold the request body, and the error goes to the log.
-        raise DBAPIError.instance(sql, None, exc, dbapi_error) from exc
-    finally:
-        pooled.close()
-
-
-def _driver_form(engine: Engine, statement: Executable) -> tuple[str, dict]:
-    """The statement's SQL for the driver, and the values of the parameters it binds itself (`+ 1`, a status)."""
-    key = (engine.dialect.name, engine.dialect.driver, id(statement))
-    form = _driver_statements.get(key)
-    if form is None:
-        compiled = statement.compile(dialect=engine.dialect)
-        # psycopg would send an enum's name: send its value, as SQLAlchemy does
-        constants = {name: value.value if isinstance(value, Enum) else value for name, value in compiled.params.items()}
-        form = _driver_statements[key] = (compiled.string, constants)
-    return form
+_UPSERT_COLUMNS = ("source", "provider", "dedup_key", "method", "path", "query_string", "headers", "body",
+                   "content_type", "remote_addr", "received_at", "duplicate_count", "status", "enqueued_at", "attempts")
+_upsert_statements: dict[str, Insert] = {}
 
 
 def _driver_values(values: dict) -> dict:
@@ -122,12 +64,6 @@ def _driver_values(values: dict) -> dict:
     from psycopg.types.json import Json
 
     return {**values, "headers": Json(values["headers"]), "status": str(values["status"])}
-
-
-_UPSERT_COLUMNS = ("source", "provider", "dedup_key", "method", "path", "query_string", "headers", "body",
-                   "content_type", "remote_addr", "received_at", "duplicate_count", "status", "enqueued_at", "attempts")
-_upsert_statements: dict[str, Insert] = {}
-_driver_statements: dict[tuple, tuple[str, dict]] = {}
 
 
 def _upsert_statement(engine: Engine) -> Insert:
@@ -192,71 +128,6 @@ def claim_for_relay(session: Session, *, requeue_after: timedelta, limit: int, s
         if result.rowcount == 1:
             claimed.append(EventRef(event_id, source))
     return claimed
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """The attempt begin_attempt counted: its number, and whose event it is (for the log lines of the attempt)."""
-
-    number: int
-    source: str
-    provider: str
-
-
-EVENTS = Event.__table__
-_THIS_ATTEMPT = (EVENTS.c.id == bindparam("event_id"), EVENTS.c.status == EventStatus.PROCESSING,
-                 EVENTS.c.attempts == bindparam("attempt"))
-# Built once: these run for every event processed, and building an UPDATE costs more CPU than running it.
-_BEGIN_ATTEMPT = (
-    update(EVENTS)
-    .where(EVENTS.c.id == bindparam("event_id"),
-           or_(EVENTS.c.status == EventStatus.RECEIVED, EVENTS.c.status == EventStatus.PROCESSING))
-    .values(status=EventStatus.PROCESSING, attempts=EVENTS.c.attempts + 1)
-    .returning(EVENTS.c.attempts, EVENTS.c.source, EVENTS.c.provider)
-)
-_HOLD = (  # the no-op write takes the row lock; RETURNING hands over what processing reads
-    update(EVENTS).where(*_THIS_ATTEMPT).values(status=EventStatus.PROCESSING)
-    .returning(EVENTS.c.id, EVENTS.c.source, EVENTS.c.provider, EVENTS.c.received_at, EVENTS.c.method,
-               EVENTS.c.path, EVENTS.c.query_string, EVENTS.c.headers, EVENTS.c.body, EVENTS.c.content_type,
-               EVENTS.c.remote_addr)
-)
-_FINISH = update(EVENTS).where(*_THIS_ATTEMPT).values(
-    status=bindparam("final_status"), processed_at=bindparam("now"),
-    result=bindparam("outcome", type_=JSON(none_as_null=True)),  # no result is SQL NULL, not JSON null
-    error_class=bindparam("reason_class"), error_message=bindparam("reason"))
-
-
-def begin_attempt(engine: Engine, event_id: int, max_attempts: int) -> Attempt | None:
-    """Count an attempt and mark the event in flight; the attempt, or None if it is not ours to process.
-
-    Committed on its own before the work starts (one autocommitted statement on PostgreSQL), so a worker killed
-    mid-task still leaves a trace and an event that keeps killing workers goes dead instead of looping forever.
-    """
-    row = _execute_committed(engine, _BEGIN_ATTEMPT, {"event_id": event_id})
-    if row is None:
-        return None
-    attempt = Attempt(*row)
-    if attempt.number > max_attempts:
-        with engine.begin() as connection:
-            finish(connection, event_id, attempt.number, EventStatus.DEAD, error_class="attempts_exhausted",
-                   error_message=f"processing was interrupted {attempt.number - 1} times (worker killed or timed "
-                                 "out)")
-        return None
-    return attempt
-
-
-def hold(session: Session, event_id: int, attempt: int) -> Row | None:
-    """Lock the event for this attempt; what processing needs of it (raw request, source, provider, received_at),
-    or None if a newer attempt took over."""
-    return session.execute(_HOLD, {"event_id": event_id, "attempt": attempt}).first()
-
-
-def finish(session: Session | Connection, event_id: int, attempt: int, status: EventStatus, *, result: dict | None = None,
-           error_class: str | None = None, error_message: str | None = None) -> bool:
-    outcome = session.execute(_FINISH, {
-        "event_id": event_id, "attempt": attempt, "final_status": str(status), "now": utcnow(), "outcome": result,
-        "reason_class": error_class, "reason": error_message})
-    return outcome.rowcount == 1
 
 
 def reset_for_replay(session: Session, event_ids: list[int]) -> list[EventRef]:

@@ -105,10 +105,10 @@ def test_processing_twice_has_the_effect_of_once(runtime, client, generic_header
 def test_an_event_that_keeps_killing_workers_goes_dead_instead_of_looping(database_url, make_settings):
     runtime = Runtime(make_settings(database_url, max_process_attempts=2))
     make_client(runtime).post("/hooks/generic-main", data=b"{}", headers=HEADERS)
-    from ingest.events import begin_attempt
+    from ingest.attempts import begin_attempts
 
     for _ in range(2):  # two attempts that "died" after claiming the event
-        begin_attempt(runtime.engine, 1, max_attempts=2)
+        begin_attempts(runtime.engine, [1], max_attempts=2)
     assert process_event(runtime.sessions, 1, max_attempts=2) == "skipped"
     event = event_row(runtime)
     assert (event.status, event.error_class) == ("dead", "attempts_exhausted")

@@ -7,7 +7,7 @@ from celery import Celery
 
 from crm_sync.delivery.wake import DELIVER_QUEUE, DRAIN_TASK, SCHEDULE_TASK
 from crm_sync.metrics import events_relayed
-from crm_sync.pipeline import TRANSIENT_DB_ERRORS, process_event
+from crm_sync.pipeline import TRANSIENT_DB_ERRORS, process_events
 from crm_sync.store import StoreOptions
 from ingest.outbox import MAINTENANCE_QUEUE, PROCESS_EVENTS_TASK, RELAY_TASK
 from ingest.retention import PURGE_TASK, run_retention
@@ -23,12 +23,12 @@ def register_tasks(app: Celery) -> None:
     @app.task(shared=False, name=PROCESS_EVENTS_TASK, autoretry_for=TRANSIENT_DB_ERRORS, retry_backoff=True, retry_backoff_max=60,
               max_retries=5)
     def process_events_task(event_ids: list[int]) -> list[str]:
-        """Each event in its own transaction; a retry after a transient error skips the ones already finished."""
+        """A retry after a transient error skips the events already finished."""
         planned: set[str] = set()
-        outcomes = [process_event(runtime.sessions, event_id, runtime.settings.max_process_attempts, store_options,
-                                  planned_for=planned).value for event_id in event_ids]
+        outcomes = process_events(runtime.sessions, event_ids, runtime.settings.max_process_attempts, store_options,
+                                  planned_for=planned)
         runtime.delivery.wake(planned)
-        return outcomes
+        return [outcome.value for outcome in outcomes]
 
     @app.task(shared=False, name=RELAY_TASK, queue=MAINTENANCE_QUEUE)
     def relay_outbox_task() -> int:

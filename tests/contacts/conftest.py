@@ -15,7 +15,7 @@ from crm_sync.contacts import ContactCard, lookup_card
 from crm_sync.model import (
     CanonicalRecord, ConversationState, Interaction, InteractionKind, Message, Person, ProviderIdentity,
 )
-from crm_sync.pipeline import process_event
+from crm_sync.pipeline import process_events
 from crm_sync.schema import Contact, ContactIdentity, ContactValue, StoredInteraction
 from crm_sync.store import StoreOptions
 from ingest.db import transaction
@@ -53,17 +53,18 @@ class StoreHarness:
         with self.runtime.sessions() as session:
             yield session
 
-    def deliver(self, *records: CanonicalRecord, source: str = "scripted") -> int:
+    def deliver(self, *records: CanonicalRecord, source: str = "scripted", provider: str = SCRIPTED) -> int:
         """Store one event carrying `records`, as /hooks would; returns its id."""
         body = json.dumps([r.model_dump(mode="json", exclude_defaults=True) for r in records]).encode()
         request = RawRequest("POST", f"/hooks/{source}", "", {"Content-Type": "application/json"}, body,
                              "application/json")
-        return store_event(self.runtime.engine, source=source, provider=SCRIPTED, dedup_key=f"t:{uuid.uuid4().hex}",
+        return store_event(self.runtime.engine, source=source, provider=provider, dedup_key=f"t:{uuid.uuid4().hex}",
                            request=request).id
 
     def process(self, *event_ids: int) -> None:
-        for event_id in event_ids:
-            outcome = process_event(self.runtime.sessions, event_id, options=self.options)
+        """Process the events as the worker processes one task message carrying them."""
+        outcomes = process_events(self.runtime.sessions, list(event_ids), options=self.options)
+        for event_id, outcome in zip(event_ids, outcomes):
             assert outcome == "processed", f"event {event_id}: {outcome} ({self.event(event_id).error_message})"
 
     def receive(self, *records: CanonicalRecord, source: str = "scripted") -> int:

@@ -12,6 +12,7 @@ from ingest.providers.base import ParseError, Provider, RawRequest
 from ingest.settings import SourceSettings
 
 SCRIPTED = "tests.contacts.scripted:ScriptedProvider"
+BROKEN = "tests.contacts.scripted:BrokenProvider"
 
 
 class ScriptedProvider(Provider):
@@ -29,3 +30,12 @@ class ScriptedProvider(Provider):
             return [CanonicalRecord.model_validate(item) for item in items]
         except ValidationError as exc:
             raise ParseError(str(exc)) from None
+
+
+class BrokenProvider(ScriptedProvider):
+    """A provider module with a bug: its parser raises something no provider is meant to raise."""
+
+    name = "broken"
+
+    def parse(self, request: RawRequest) -> list[CanonicalRecord]:
+        raise ZeroDivisionError("a bug in the provider's parser")

@@ -1,7 +1,7 @@
 """One person, one contact under real concurrency, on PostgreSQL (READ COMMITTED) and on the embedded SQLite.
 
 Events are stored first, then processed by parallel workers that start together: threads each running
-`process_event` on their own database connection, and, end to end, `crm-ingest worker` processes fed through Redis.
+`process_events` on their own database connection, and, end to end, `crm-ingest worker` processes fed through Redis.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Iterator
 import pytest
 from sqlalchemy import func, select
 
-from crm_sync.pipeline import process_event
+from crm_sync.pipeline import process_events
 from crm_sync.schema import Contact, ContactIdentity
 from crm_sync.store import StoreOptions
 from ingest.db import migrate
@@ -40,8 +40,10 @@ def pg_store(postgres_schema_url, make_settings) -> Iterator[StoreHarness]:
     runtime.close()
 
 
-def process_concurrently(store: StoreHarness, event_ids: list[int], workers: int = WORKERS) -> dict[int, str]:
-    """`workers` threads, released together, each processing events from a shared list until it is empty."""
+def process_concurrently(store: StoreHarness, event_ids: list[int], workers: int = WORKERS,
+                         per_message: int = 1) -> dict[int, str]:
+    """`workers` threads, released together, each processing events from a shared list until it is empty, taking
+    `per_message` at a time as a task message carries them."""
     pending = list(reversed(event_ids))
     outcomes: dict[int, str] = {}
     start = threading.Barrier(workers)
@@ -49,11 +51,10 @@ def process_concurrently(store: StoreHarness, event_ids: list[int], workers: int
     def work() -> None:
         start.wait()
         while True:
-            try:
-                event_id = pending.pop()
-            except IndexError:
+            message = [pending.pop() for _ in range(per_message) if pending]
+            if not message:
                 return
-            outcomes[event_id] = process_event(store.runtime.sessions, event_id, options=store.options)
+            outcomes.update(zip(message, process_events(store.runtime.sessions, message, options=store.options)))
 
     with ThreadPoolExecutor(workers) as pool:
         for future in [pool.submit(work) for _ in range(workers)]:
@@ -97,6 +98,23 @@ def test_fifty_concurrent_events_about_one_person_from_four_providers_end_in_one
     assert len(event_ids) == 50
 
     outcomes = process_concurrently(pg_store, event_ids)
+
+    assert set(outcomes.values()) == {"processed"}
+    contact = pg_store.only_contact()
+    assert contact.person_identities == IVAN_EVERYWHERE
+    assert len(contact.interactions) == 50
+    _assert_merges_point_at_live_contacts(pg_store)
+
+
+@pytest.mark.postgres
+def test_fifty_events_about_one_person_in_messages_of_five_processed_concurrently_end_in_one_contact(pg_store):
+    client = make_client(pg_store.runtime)
+    for delivery in one_person_through_four_providers(50):
+        delivery.send(client)
+    with pg_store.session() as session:
+        event_ids = list(session.scalars(select(Event.id).order_by(Event.id)))
+
+    outcomes = process_concurrently(pg_store, event_ids, per_message=5)
 
     assert set(outcomes.values()) == {"processed"}
     contact = pg_store.only_contact()

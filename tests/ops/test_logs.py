@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from crm_sync.pipeline import process_event
+from crm_sync.pipeline import process_event, process_events
 from ingest.db import transaction
 from ingest.events import mark_not_enqueued
 from ingest.logs import log_context
@@ -31,6 +31,21 @@ def test_each_step_of_an_event_is_one_json_line_naming_the_event_and_its_source(
     assert steps[-1]["provider"] == "generic" and steps[-1]["outcome"] == "processed"
     assert steps[-1]["duration_ms"] >= 0
     assert all({"time", "level", "logger", "message"} <= set(line) for line in steps)
+
+
+def test_each_event_of_a_message_is_logged_with_its_own_id_and_outcome(ops_client, ops_runtime, log_lines):
+    read = log_lines("json")
+    post_generic(ops_client, {"email": "a@example.com"})
+    post_generic(ops_client, b"not json")
+    post_generic(ops_client, {"email": "c@example.com"})
+
+    process_events(ops_runtime.sessions, [1, 2, 3])
+
+    lines = read()
+    assert [(line["message"], line["event_id"]) for line in lines if line.get("attempt")] == [
+        ("event processing", 1), ("event processing", 2), ("event processing", 3)]
+    assert [lines_about(lines, event_id)[-1]["outcome"] for event_id in (1, 2, 3)] == ["processed", "dead",
+                                                                                        "processed"]
 
 
 def test_an_event_the_relay_enqueues_is_logged_with_its_source(ops_client, ops_runtime, log_lines):
