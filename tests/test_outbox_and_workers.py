@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -148,3 +150,44 @@ def test_worker_killed_mid_task_still_processes_the_event_once(postgres_schema_u
     assert event.attempts == 2
     assert len(event.result["records"]) == 1
     runtime.close()
+
+
+PRELOAD_PROBE = """
+import json, sys
+from celery.signals import worker_init
+from ingest.runtime import Runtime
+from ingest.settings import load_settings
+
+app = Runtime(load_settings()).celery
+modules = ("httpcore", "crm_sync.delivery.drain", "ingest.providers.jivo", "crm_sync.destinations.hubspot")
+before = [name for name in modules if name in sys.modules]
+class StartingWorker:  # what Celery sends the signal with: the WorkController, which knows its app
+    pass
+
+worker = StartingWorker()
+worker.app = app
+worker_init.send(sender=worker)
+print(json.dumps({"before": before, "after": [name for name in modules if name in sys.modules]}))
+"""
+
+
+def test_the_worker_imports_its_delivery_modules_before_its_pool_forks(tmp_path):
+    config = tmp_path / "crm-ingest.toml"
+    config.write_text(f"""
+database_url = "sqlite:///{tmp_path}/store.db"
+data_dir = "{tmp_path}/var"
+[sources.jivo-main]
+provider = "jivo"
+url_secret = "s3cret-path-part"
+[destinations.hubspot-main]
+kind = "hubspot"
+token = "pat-test"
+""")
+    probe = subprocess.run([sys.executable, "-c", PRELOAD_PROBE], capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "CRM_INGEST_CONFIG": str(config)}, check=True)
+
+    imported = json.loads(probe.stdout.strip().splitlines()[-1])
+
+    assert imported["before"] == ["ingest.providers.jivo", "crm_sync.destinations.hubspot"]  # the settings check
+    assert imported["after"] == ["httpcore", "crm_sync.delivery.drain", "ingest.providers.jivo",
+                                 "crm_sync.destinations.hubspot"]

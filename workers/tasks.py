@@ -1,9 +1,11 @@
 """Task definitions: thin wrappers that load ids and call plain functions."""
 from __future__ import annotations
 
+import importlib
 import logging
 
 from celery import Celery
+from celery.signals import worker_init
 
 from crm_sync.delivery.wake import DELIVER_QUEUE, DRAIN_TASK, SCHEDULE_TASK
 from crm_sync.metrics import events_relayed
@@ -53,3 +55,20 @@ def register_tasks(app: Celery) -> None:
     @app.task(shared=False, name=SCHEDULE_TASK, queue=MAINTENANCE_QUEUE)
     def schedule_deliveries_task() -> list[str]:
         return runtime.delivery.schedule()
+
+
+@worker_init.connect
+def _load_before_the_pool_forks(sender=None, **_) -> None:
+    runtime = getattr(getattr(sender, "app", None), "runtime", None)
+    if runtime is not None:
+        preload_for_pool(runtime)
+
+
+def preload_for_pool(runtime) -> None:
+    """Import in the worker's main process what every pool process needs (the providers' and CRMs' modules are in
+    already: the settings check loaded them). Otherwise each pool process imports it on its first delivery: the
+    delivery engine, and httpcore, which httpx imports only when the first client is built and which brings trio
+    along where that is installed. A few hundred milliseconds of CPU per process after every start, and memory that
+    the forked processes could have shared."""
+    importlib.import_module("httpcore")
+    runtime.delivery  # noqa: B018  (builds the delivery engine, importing its modules)
