@@ -13,6 +13,7 @@ import logging
 import random
 import time
 import traceback
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from pydantic import ValidationError
@@ -23,9 +24,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from crm_sync.delivery.planning import plan_deliveries
 from crm_sync.identity import Origin
+from crm_sync.interactions import RecordedInteraction
 from crm_sync.observe import attempt_context, attempt_ended, attempt_started, not_attempted, observed_attempt
 from crm_sync.store import StoreOptions, apply_event
-from ingest.attempts import Attempt, begin_attempts, finish, hold
+from ingest.attempts import Attempt, Ending, begin_attempts, finish, finish_all, hold
 from ingest.db import transaction
 from ingest.events import raw_request_of
 from ingest.providers import IgnoreEvent, ParseError, UnknownProvider, get_provider
@@ -43,6 +45,19 @@ class Outcome(StrEnum):
     IGNORED = "ignored"
     DEAD = "dead"
     SKIPPED = "skipped"  # already finished, or another attempt holds it
+
+
+@dataclass(frozen=True)
+class Processed:
+    """What applying one event left to write at the end of its transaction: its ending, and the interactions to
+    plan deliveries for (one statement each for all the events of the transaction)."""
+
+    ending: Ending
+    interactions: list[RecordedInteraction | None] = field(default_factory=list)
+
+    @property
+    def outcome(self) -> Outcome:
+        return Outcome(self.ending.status.value)
 
 
 def process_event(sessions: sessionmaker[Session], event_id: int, max_attempts: int = 5,
@@ -79,20 +94,23 @@ def process_events(sessions: sessionmaker[Session], event_ids: list[int], max_at
 def _process_together(sessions: sessionmaker[Session], attempts: dict[int, Attempt], options: StoreOptions,
                       planned_for: set[str] | None) -> dict[int, Outcome]:
     """All the events in one transaction; their outcomes, or none at all if any of them raised."""
-    planned: set[str] = set()
     ran: list[tuple[int, Outcome, float]] = []
     started_at = utcnow()
     try:
         with transaction(sessions) as session:
             held = hold(session, {event_id: attempt.number for event_id, attempt in attempts.items()})
+            applied: list[Processed] = []
             for event_id, attempt in sorted(attempts.items()):
                 with attempt_context(event_id, attempt):
                     attempt_started(attempt)
                     started = time.perf_counter()
                     event = held.get(event_id)
-                    outcome = Outcome.SKIPPED if event is None else \
-                        _process_held(session, event, attempt.number, options, planned)
-                    ran.append((event_id, outcome, time.perf_counter() - started))
+                    processed = None if event is None else _process_held(event, attempt.number, session, options)
+                    if processed is not None:
+                        applied.append(processed)
+                    ran.append((event_id, processed.outcome if processed else Outcome.SKIPPED,
+                                time.perf_counter() - started))
+            planned = _conclude(session, applied, options)
     except Exception as exc:  # nothing of it was kept: each event goes again on its own
         log.info("%d events could not be processed together (%s), so each goes in a transaction of its own",
                  len(attempts), type(exc).__name__)
@@ -125,16 +143,16 @@ def _run_attempt(sessions: sessionmaker[Session], event_id: int, attempt: int, o
     tries = 0
     while True:
         tries += 1
-        planned: set[str] = set()
         try:
             with transaction(sessions) as session:
                 event = hold(session, {event_id: attempt}).get(event_id)
                 if event is None:
                     return Outcome.SKIPPED
-                outcome = _process_held(session, event, attempt, options, planned)
+                processed = _process_held(event, attempt, session, options)
+                planned = _conclude(session, [processed], options)
             if planned_for is not None:
                 planned_for.update(planned)
-            return outcome
+            return processed.outcome
         except OperationalError as exc:
             sqlstate = getattr(exc.orig, "sqlstate", None)
             if tries >= CONFLICT_RETRIES or sqlstate not in CONFLICT_SQLSTATES:
@@ -143,31 +161,36 @@ def _run_attempt(sessions: sessionmaker[Session], event_id: int, attempt: int, o
             time.sleep(random.uniform(0, 0.01 * tries))  # jitter, so the same two do not collide again
 
 
-def _process_held(session: Session, event: Row, attempt: int, options: StoreOptions, planned: set[str]
-                  ) -> Outcome:
+def _process_held(event: Row, attempt: int, session: Session, options: StoreOptions) -> Processed:
+    def ending(status: EventStatus, **details) -> Ending:
+        return Ending(event.id, attempt, status, **details)
+
     try:
         records = get_provider(event.provider).parse(raw_request_of(event))
     except UnknownProvider as exc:
-        return _end(session, event, attempt, EventStatus.DEAD, "unknown_provider", str(exc))
+        return Processed(ending(EventStatus.DEAD, error_class="unknown_provider", error_message=str(exc)))
     except (ParseError, ValidationError) as exc:
-        return _end(session, event, attempt, EventStatus.DEAD, "parse_error", str(exc))
+        return Processed(ending(EventStatus.DEAD, error_class="parse_error", error_message=str(exc)))
     except IgnoreEvent as exc:
-        return _end(session, event, attempt, EventStatus.IGNORED, "ignored", str(exc))
+        return Processed(ending(EventStatus.IGNORED, error_class="ignored", error_message=str(exc)))
     applied = apply_event(session, _origin(event), records, options)
-    planned.update(plan_deliveries(session, applied.interactions, options.destinations))
     result = {"records": [record.model_dump(mode="json", exclude_defaults=True) for record in records],
               **applied.summary()}   # kept on the event for the admin API
-    finish(session, event.id, attempt, EventStatus.PROCESSED, result=result)
-    return Outcome.PROCESSED
+    return Processed(ending(EventStatus.PROCESSED, result=result), applied.interactions)
+
+
+def _conclude(session: Session, processed: list[Processed], options: StoreOptions) -> set[str]:
+    """Plan the deliveries and write the endings of the transaction's events; the destinations with new work.
+
+    Planning once for all of them plans an interaction that two of the events reported as the later one left it."""
+    interactions = [interaction for item in processed for interaction in item.interactions]
+    planned = plan_deliveries(session, interactions, options.destinations)
+    finish_all(session, [item.ending for item in processed])
+    return planned
 
 
 def _origin(event: Row) -> Origin:
     return Origin(event_id=event.id, source=event.source, provider=event.provider, received_at=event.received_at)
-
-
-def _end(session: Session, event: Row, attempt: int, status: EventStatus, error_class: str, message: str) -> Outcome:
-    finish(session, event.id, attempt, status, error_class=error_class, error_message=message)
-    return Outcome(status.value)
 
 
 def _describe(exc: BaseException) -> str:

@@ -87,9 +87,28 @@ def hold(session: Session, attempts: dict[int, int]) -> dict[int, Row]:
     return {row.id: row for row in rows}
 
 
+@dataclass(frozen=True)
+class Ending:
+    """How an attempt ends: the event's final status, and its result or the reason."""
+
+    event_id: int
+    attempt: int
+    status: EventStatus
+    result: dict | None = None
+    error_class: str | None = None
+    error_message: str | None = None
+
+
+def finish_all(session: Session | Connection, endings: list[Ending]) -> None:
+    """Write the endings of attempts this transaction holds: one statement for all of them."""
+    now = utcnow()
+    rows = [{"event_id": ending.event_id, "attempt": ending.attempt, "final_status": str(ending.status), "now": now,
+             "outcome": ending.result, "reason_class": ending.error_class, "reason": ending.error_message}
+            for ending in endings]
+    if rows:
+        session.execute(_FINISH, rows if len(rows) > 1 else rows[0])
+
+
 def finish(session: Session | Connection, event_id: int, attempt: int, status: EventStatus, *,
-           result: dict | None = None, error_class: str | None = None, error_message: str | None = None) -> bool:
-    outcome = session.execute(_FINISH, {
-        "event_id": event_id, "attempt": attempt, "final_status": str(status), "now": utcnow(), "outcome": result,
-        "reason_class": error_class, "reason": error_message})
-    return outcome.rowcount == 1
+           error_class: str | None = None, error_message: str | None = None) -> None:
+    finish_all(session, [Ending(event_id, attempt, status, error_class=error_class, error_message=error_message)])

@@ -21,7 +21,7 @@ from crm_sync.delivery.claims import next_due_at
 from crm_sync.delivery.clock import Clock
 from crm_sync.delivery.drain import DrainReport
 from crm_sync.delivery.engine import DeliveryEngine
-from crm_sync.pipeline import process_event
+from crm_sync.pipeline import process_events
 from crm_sync.schema import Delivery, DestinationState
 from crm_sync.store import StoreOptions
 from ingest.runtime import Runtime
@@ -90,12 +90,13 @@ class Harness:
         return [request.send(self.client) for request in requests]
 
     def process_waiting(self) -> set[str]:
-        """Process every event still waiting, in arrival order, as the worker does; the destinations woken."""
+        """Process every event still waiting, in arrival order, as the worker does a task message carrying them;
+        the destinations woken."""
         with self.runtime.sessions() as session:
             waiting = list(session.scalars(select(Event.id).where(Event.status == "received").order_by(Event.id)))
         planned: set[str] = set()
-        for event_id in waiting:
-            outcome = process_event(self.runtime.sessions, event_id, options=self.options, planned_for=planned)
+        outcomes = process_events(self.runtime.sessions, waiting, options=self.options, planned_for=planned)
+        for event_id, outcome in zip(waiting, outcomes):
             assert outcome == "processed", f"event {event_id}: {outcome}"
         return planned
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from crm_sync.schema import DeliveryStatus
+from crm_sync.delivery.planning import fingerprint
+from crm_sync.schema import DeliveryStatus, StoredInteraction
 from ingest.events import reset_for_replay
 from tests.contacts.provider_requests import jivo_chat, roistat_lead
 from tests.delivery.conftest import hubspot_settings, kommo_settings
@@ -25,6 +26,20 @@ def test_each_interaction_gets_one_delivery_per_destination(harness):
         ("hubspot-main", 1), ("hubspot-main", 2), ("kommo", 1), ("kommo", 2)]
     assert {(row.status, row.revision, row.attempts) for row in rows} == {(DeliveryStatus.PENDING, 1, 0)}
     assert rows[0].idempotency_key == f"hubspot-main:i{rows[0].interaction_id}:r1"
+
+
+def test_an_interaction_two_events_of_one_message_report_is_planned_once_as_the_later_left_it(harness):
+    harness.send(jivo_chat(105, phone="+79161230006"), jivo_chat(105, phone="+79161230006",
+                                                                    event_name="chat_finished"))
+    woken = harness.process_waiting()
+
+    rows = harness.deliveries()
+    with harness.runtime.sessions() as session:
+        stored = session.get(StoredInteraction, rows[0].interaction_id)
+    assert woken == {"hubspot-main", "kommo"}
+    assert [(row.destination, row.revision) for row in rows] == [("hubspot-main", 1), ("kommo", 1)]
+    assert {row.fingerprint for row in rows} == {fingerprint(stored)}
+    assert stored.state == "closed"  # what chat_finished says
 
 
 def test_a_redelivered_or_replayed_event_plans_nothing(harness):
