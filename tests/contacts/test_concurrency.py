@@ -89,7 +89,8 @@ IVAN_EVERYWHERE = {("email", EMAIL), ("phone", PHONE), ("jivo.visitor_number", "
 
 
 @pytest.mark.postgres
-def test_fifty_concurrent_events_about_one_person_from_four_providers_end_in_one_contact(pg_store):
+@pytest.mark.parametrize("per_message", [1, 5], ids=["one-per-message", "five-per-message"])
+def test_fifty_concurrent_events_about_one_person_from_four_providers_end_in_one_contact(pg_store, per_message):
     client = make_client(pg_store.runtime)
     for delivery in one_person_through_four_providers(50):
         delivery.send(client)
@@ -97,24 +98,7 @@ def test_fifty_concurrent_events_about_one_person_from_four_providers_end_in_one
         event_ids = list(session.scalars(select(Event.id).order_by(Event.id)))
     assert len(event_ids) == 50
 
-    outcomes = process_concurrently(pg_store, event_ids)
-
-    assert set(outcomes.values()) == {"processed"}
-    contact = pg_store.only_contact()
-    assert contact.person_identities == IVAN_EVERYWHERE
-    assert len(contact.interactions) == 50
-    _assert_merges_point_at_live_contacts(pg_store)
-
-
-@pytest.mark.postgres
-def test_fifty_events_about_one_person_in_messages_of_five_processed_concurrently_end_in_one_contact(pg_store):
-    client = make_client(pg_store.runtime)
-    for delivery in one_person_through_four_providers(50):
-        delivery.send(client)
-    with pg_store.session() as session:
-        event_ids = list(session.scalars(select(Event.id).order_by(Event.id)))
-
-    outcomes = process_concurrently(pg_store, event_ids, per_message=5)
+    outcomes = process_concurrently(pg_store, event_ids, per_message=per_message)
 
     assert set(outcomes.values()) == {"processed"}
     contact = pg_store.only_contact()
