@@ -1,13 +1,14 @@
-"""Database engine, sessions and migrations, shared by the web, the workers and the CLI.
+"""Database engine, sessions, migrations and one-statement committed writes, shared by the web, the workers and the
+CLI.
 
 SQLite is the zero-setup default and PostgreSQL the production store; the code paths are the same, with the dialect
-differences (upsert statement, SQLite pragmas and explicit BEGIN) kept here.
+differences (upsert statement, SQLite pragmas and explicit BEGIN, autocommit through the driver) kept here.
 """
 from __future__ import annotations
 
 from contextlib import contextmanager
-from pathlib import Path
 from enum import Enum
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from sqlalchemy import Engine, Executable, create_engine, event, text
@@ -124,7 +125,7 @@ def execute_committed_rows(engine: Engine, statement: Executable, values: dict,
     On PostgreSQL in autocommit mode the statement is its own transaction: the server commits (and with
     synchronous_commit flushes) it before it reports ready, and psycopg returns only after that report, so a row in
     hand is a durable row. One round trip instead of three (BEGIN, INSERT, COMMIT). SQLite takes the explicit
-    transaction that ingest.db sets up for it. `for_driver` gives the values as the driver takes them (what
+    transaction that this module sets up for it. `for_driver` gives the values as the driver takes them (what
     SQLAlchemy's bind processing would have made of them).
     """
     if engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg":
@@ -146,7 +147,8 @@ def _rows(result, first_only: bool) -> list[Sequence]:
 
 def _execute_through_driver(engine: Engine, statement: Executable, values: dict, first_only: bool
                             ) -> list[Sequence]:
-    """The ingress hot path on psycopg: the pooled connection's driver, a prepared statement, autocommit.
+    """The hot paths on psycopg (the ingress INSERT, a message's attempts): the pooled connection's driver, a prepared
+    statement, autocommit.
 
     SQLAlchemy's per-execution bookkeeping (execution context, isolation level set and reset, result wrapping) cost
     the request about as much CPU as the driver itself, and none of it does anything for one fixed statement.
