@@ -234,6 +234,21 @@ def attach_crm_record(session: Session, live: int, destination: str, record_id: 
     return survivor, survivor != live or owner != live
 
 
+def link_crm_records(session: Session, destination: str, links: list[tuple[int, str, str | None]]
+                     ) -> dict[str, int]:
+    """Upsert many CRM records' identities in one statement, each for a live contact this transaction has locked;
+    {record: the contact that owns it}. Records must be distinct; one already another contact's is left to
+    `attach_crm_record`, which merges."""
+    if not links:
+        return {}
+    now, kind = utcnow(), f"{CRM_KIND_PREFIX}{destination}"
+    rows = session.execute(_link_statement(dialect_of(session)).returning(IDENTITIES.c.value), [
+        {"kind": kind, "value": record_id, "scope": GLOBAL, "contact_id": live, "role": IdentityRole.PERSON,
+         "first_event_id": None, "source": destination, "url": url, "created_at": now}
+        for live, record_id, url in links])
+    return {row.value: row.contact_id for row in rows}
+
+
 @cache
 def _link_statement(dialect: str):
     """The CRM record's identity, inserted or (its page's URL) updated; RETURNING the contact that owns it."""

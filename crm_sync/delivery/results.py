@@ -11,17 +11,16 @@ import logging
 import random
 import time
 from datetime import datetime, timedelta
-from functools import cache
 from typing import Callable, TypeVar
 
-from sqlalchemy import bindparam, case, null, select, update
+from sqlalchemy import Row, bindparam, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_sync.delivery.retry import RetryPolicy
 from crm_sync.delivery.snapshots import Claimed
 from crm_sync.destinations.base import DeliveryError, DeliveryRequest, DeliveryResult, PermanentError
-from crm_sync.identity import attach_crm_record, lock_live_contacts
+from crm_sync.identity import attach_crm_record, link_crm_records, lock_live_contacts
 from crm_sync.schema import CRM_KIND_PREFIX, ContactIdentity, Delivery, DeliveryStatus
 from ingest.db import transaction
 
@@ -41,89 +40,115 @@ _KNOWN_LINKS = select(IDENTITIES.c.contact_id, IDENTITIES.c.value, IDENTITIES.c.
 def record_outcomes(sessions: sessionmaker[Session], name: str,
                     outcomes: list[tuple[Claimed, DeliveryRequest | None, Outcome]], now: datetime,
                     policy: RetryPolicy, primary_policy: str = "keep_first") -> dict[int, str | None]:
-    """Record a batch's outcomes in one transaction; each delivery's new status (None: no longer ours)."""
+    """Record a batch's outcomes in one transaction; each delivery's new status (None: no longer ours).
+
+    A fixed number of statements whatever the batch size: the links in one upsert, the deliveries locked in one
+    SELECT and written in one executemany per kind of outcome.
+    """
     def write(session: Session) -> dict[int, str | None]:
         _link_records(session, name, [(request, outcome) for _, request, outcome in outcomes
                                       if isinstance(outcome, DeliveryResult)], primary_policy)
-        return {claimed.delivery_id: _succeeded(session, claimed, outcome, now)
-                if isinstance(outcome, DeliveryResult) else _failed(session, claimed, outcome, now, policy)
-                for claimed, _, outcome in outcomes}
+        return _record_statuses(session, outcomes, now, policy)
     return retry_on_conflict(sessions, write)
 
 
 def _link_records(session: Session, name: str, done: list[tuple[DeliveryRequest, DeliveryResult]],
                   primary_policy: str) -> None:
-    """Link each CRM record to its contact, in contact id order; links we already hold as they are are skipped."""
+    """Link each CRM record to its contact; links we already hold as they are are skipped.
+
+    Every record wanted by one contact of the batch goes into one upsert. A record that is already another
+    contact's, or that the CRM gave to two contacts of this batch (it found one person behind both), takes the
+    one-at-a-time path that merges them, in contact id order.
+    """
     wanted = {(request.contact.contact_id, str(result.contact_record_id)): result.record_url
               for request, result in done if result.contact_record_id}
     if not wanted:
         return
+    kind = f"{CRM_KIND_PREFIX}{name}"
     known = {(row.contact_id, row.value): row.url for row in session.execute(_KNOWN_LINKS, {
-        "kind": f"{CRM_KIND_PREFIX}{name}", "values": sorted({record for _, record in wanted})})}
+        "kind": kind, "values": sorted({record for _, record in wanted})})}
     links = [(contact_id, record_id, url) for (contact_id, record_id), url in sorted(wanted.items())
              if (contact_id, record_id) not in known or url not in (None, known[(contact_id, record_id)])]
     if not links:
         return
     live = lock_live_contacts(session, {contact_id for contact_id, _, _ in links})   # at once, in id order
-    for contact_id, record_id, url in links:
+    first_of_record: dict[str, tuple[int, str, str | None]] = {}
+    one_by_one = [link for link in links if first_of_record.setdefault(link[1], link) is not link]
+    owners = link_crm_records(session, name, [(live[contact_id], record_id, url)
+                                              for contact_id, record_id, url in first_of_record.values()])
+    one_by_one += [link for link in first_of_record.values() if owners[link[1]] != live[link[0]]]
+    for contact_id, record_id, url in sorted(one_by_one):
         _, merged = attach_crm_record(session, live[contact_id], name, record_id, url=url,
                                       primary_policy=primary_policy, held=frozenset(live.values()))
         if merged:   # rare: contacts of this batch may now live on in another one (all of them are still ours)
             live = lock_live_contacts(session, set(live), held=frozenset(live.values()))
 
 
-def _succeeded(session: Session, claimed: Claimed, result: DeliveryResult, now: datetime) -> str | None:
-    row = session.execute(_success_update(), {
-        "b_delivery_id": claimed.delivery_id, "b_attempt": claimed.attempt, "b_revision": claimed.revision,
-        "b_now": now, "b_crm_contact_id": _text(result.contact_record_id),
-        "b_crm_interaction_id": _text(result.interaction_record_id), "b_crm_url": result.record_url}).first()
-    return row.status if row else None
+def _record_statuses(session: Session, outcomes: list[tuple[Claimed, DeliveryRequest | None, Outcome]],
+                     now: datetime, policy: RetryPolicy) -> dict[int, str | None]:
+    """Lock the batch's deliveries (in id order), decide each one's new state, write them; a delivery that is no
+    longer in flight with this drain's attempt (another drainer took it over) is left as it is."""
+    rows = {row.id: row for row in session.execute(_LOCK_DELIVERIES, {
+        "ids": sorted({claimed.delivery_id for claimed, _, _ in outcomes})})}
+    statuses: dict[int, str | None] = {}
+    writes: dict[bool, list[dict]] = {True: [], False: []}
+    for claimed, _, outcome in outcomes:
+        row = rows.get(claimed.delivery_id)
+        if row is None or row.status != DeliveryStatus.IN_FLIGHT or row.attempts != claimed.attempt:
+            statuses[claimed.delivery_id] = None
+            continue
+        succeeded = isinstance(outcome, DeliveryResult)
+        values = _success(row, claimed, outcome, now) if succeeded else _failure(row, claimed, outcome, now, policy)
+        writes[succeeded].append(values)
+        statuses[claimed.delivery_id] = values["b_status"]
+    for succeeded, values in writes.items():
+        if values:
+            session.execute(_SUCCESS_UPDATE if succeeded else _FAILURE_UPDATE, values)
+    return statuses
 
 
-@cache
-def _success_update():
-    """Built once (it runs for every delivered delivery): succeeded, or pending again if new data came meanwhile."""
-    row = Delivery.__table__.c
-    newer = row.revision > bindparam("b_revision")
-    return (update(Delivery.__table__)
-            .where(row.id == bindparam("b_delivery_id"), row.status == DeliveryStatus.IN_FLIGHT,
-                   row.attempts == bindparam("b_attempt"))
-            .values(status=case((newer, DeliveryStatus.PENDING), else_=DeliveryStatus.SUCCEEDED),
-                    next_attempt_at=case((newer, row.next_attempt_at), else_=null()),
-                    delivered_revision=bindparam("b_revision"), succeeded_at=bindparam("b_now"),
-                    updated_at=bindparam("b_now"), crm_contact_id=bindparam("b_crm_contact_id"),
-                    crm_interaction_id=bindparam("b_crm_interaction_id"), crm_url=bindparam("b_crm_url"),
-                    last_status=None, last_error_class=None, last_error=None)
-            .returning(row.status))
+DELIVERIES = Delivery.__table__
+_LOCK_DELIVERIES = (select(DELIVERIES.c.id, DELIVERIES.c.status, DELIVERIES.c.attempts, DELIVERIES.c.revision,
+                           DELIVERIES.c.attempts_at_arming, DELIVERIES.c.armed_at, DELIVERIES.c.next_attempt_at)
+                    .where(DELIVERIES.c.id.in_(bindparam("ids", expanding=True)))
+                    .order_by(DELIVERIES.c.id).with_for_update())
+_SUCCESS_UPDATE = update(DELIVERIES).where(DELIVERIES.c.id == bindparam("b_id")).values(
+    status=bindparam("b_status"), next_attempt_at=bindparam("b_next_attempt_at"),
+    delivered_revision=bindparam("b_revision"), succeeded_at=bindparam("b_now"), updated_at=bindparam("b_now"),
+    crm_contact_id=bindparam("b_crm_contact_id"), crm_interaction_id=bindparam("b_crm_interaction_id"),
+    crm_url=bindparam("b_crm_url"), last_status=None, last_error_class=None, last_error=None)
+_FAILURE_UPDATE = update(DELIVERIES).where(DELIVERIES.c.id == bindparam("b_id")).values(
+    status=bindparam("b_status"), next_attempt_at=bindparam("b_next_attempt_at"), updated_at=bindparam("b_now"),
+    last_status=bindparam("b_last_status"), last_error_class=bindparam("b_last_error_class"),
+    last_error=bindparam("b_last_error"))
 
 
-def _failed(session: Session, claimed: Claimed, error: DeliveryError, now: datetime, policy: RetryPolicy
-            ) -> str | None:
-    row = session.execute(select(Delivery).where(*_still_ours(claimed)).with_for_update()
-                          .execution_options(populate_existing=True)).scalar_one_or_none()
-    if row is None:
-        return None
-    row.last_status, row.last_error_class = error.status, error.reason[:64]
-    row.last_error, row.updated_at = error.message[:MAX_MESSAGE], now
+def _success(row: Row, claimed: Claimed, result: DeliveryResult, now: datetime) -> dict:
+    """Succeeded, or pending again (keeping its due time) if a newer revision came while it was in flight."""
+    newer = row.revision > claimed.revision
+    return {"b_id": row.id, "b_status": DeliveryStatus.PENDING if newer else DeliveryStatus.SUCCEEDED,
+            "b_next_attempt_at": row.next_attempt_at if newer else None, "b_revision": claimed.revision,
+            "b_now": now, "b_crm_contact_id": _text(result.contact_record_id),
+            "b_crm_interaction_id": _text(result.interaction_record_id), "b_crm_url": result.record_url}
+
+
+def _failure(row: Row, claimed: Claimed, error: DeliveryError, now: datetime, policy: RetryPolicy) -> dict:
     in_round, age = row.attempts - row.attempts_at_arming, (now - row.armed_at).total_seconds()
+    message = error.message
     if isinstance(error, PermanentError) and row.revision > claimed.revision:
-        row.status, row.next_attempt_at = DeliveryStatus.PENDING, now   # the newer data may be acceptable
+        status, next_attempt_at = DeliveryStatus.PENDING, now   # the newer data may be acceptable
     elif isinstance(error, PermanentError):
-        row.status, row.next_attempt_at = DeliveryStatus.DEAD, None
+        status, next_attempt_at = DeliveryStatus.DEAD, None
     elif policy.gives_up(in_round, age):
-        row.status, row.next_attempt_at = DeliveryStatus.DEAD, None
-        row.last_error = (f"gave up after {in_round} attempt(s) over {age:.0f}s (max_attempts "
-                          f"{policy.max_attempts}, max_age_seconds {policy.max_age_seconds:g}): {error.message}"
-                          )[:MAX_MESSAGE]
+        status, next_attempt_at = DeliveryStatus.DEAD, None
+        message = (f"gave up after {in_round} attempt(s) over {age:.0f}s (max_attempts {policy.max_attempts}, "
+                   f"max_age_seconds {policy.max_age_seconds:g}): {error.message}")
     else:
-        row.status = DeliveryStatus.FAILED
-        row.next_attempt_at = now + timedelta(seconds=policy.delay(in_round, error.retry_after))
-    return row.status
-
-
-def _still_ours(claimed: Claimed) -> tuple:
-    return (Delivery.id == claimed.delivery_id, Delivery.status == DeliveryStatus.IN_FLIGHT,
-            Delivery.attempts == claimed.attempt)
+        status = DeliveryStatus.FAILED
+        next_attempt_at = now + timedelta(seconds=policy.delay(in_round, error.retry_after))
+    return {"b_id": row.id, "b_status": status, "b_next_attempt_at": next_attempt_at, "b_now": now,
+            "b_last_status": error.status, "b_last_error_class": error.reason[:64],
+            "b_last_error": message[:MAX_MESSAGE]}
 
 
 def _text(value: object) -> str | None:
