@@ -104,13 +104,11 @@ class Drainer:
                 if lease.lost:
                     report.stopped = "busy"
                     return
-                size = self._batch_size(gate, report)
-                if not size:
-                    return
                 with transaction(self.sessions) as session:
-                    claimed = claim_due(session, self.name, self.clock.now(), size)
+                    size = self._batch_size(session, gate, report)
+                    claimed = claim_due(session, self.name, self.clock.now(), size) if size else []
                 if not claimed:
-                    report.stopped = "idle"
+                    report.stopped = "idle" if size else report.stopped
                     return
                 destination = destination or self._connect(gate, resources)
                 self._deliver(destination, claimed, gate, report)
@@ -122,28 +120,27 @@ class Drainer:
         http = resources.enter_context(httpx.Client(timeout=self.settings.timeout_seconds, transport=transport))
         return get_destination_class(self.settings.kind)(self.settings, http)
 
-    def _batch_size(self, gate: CallGate, report: DrainReport) -> int:
+    def _batch_size(self, session: Session, gate: CallGate, report: DrainReport) -> int:
         """How many deliveries the next batch may take (0: stop, the report says until when)."""
         now = self.clock.now()
-        with transaction(self.sessions) as session:
-            allowed = circuit.gate(session, self.settings, now)
-            if allowed.paused_until:
-                report.stopped, report.resume_at = "paused", allowed.paused_until
-                return 0
-            if allowed.trial:
-                return 1
-            largest = min(self.max_batch, allowed.batch_limit or self.max_batch)
-            if gate.bucket is None:
-                return largest
-            per_delivery = max(allowed.calls_per_delivery, 0.01)
-            epoch = self.clock.epoch()
-            wait = seconds_until(session, self.name, gate.bucket, epoch, per_delivery)
-            if wait > MAX_CALL_WAIT_SECONDS:
-                report.stopped, report.resume_at = "paused", now + timedelta(seconds=wait)
-                circuit.throttle(session, self.name, report.resume_at, now)
-                return 0
-            affordable = gate.bucket.capacity + gate.bucket.refill_per_second * self.time_budget
-            return max(1, min(largest, math.floor(affordable / per_delivery)))
+        allowed = circuit.gate(session, self.settings, now)
+        if allowed.paused_until:
+            report.stopped, report.resume_at = "paused", allowed.paused_until
+            return 0
+        if allowed.trial:
+            return 1
+        largest = min(self.max_batch, allowed.batch_limit or self.max_batch)
+        if gate.bucket is None:
+            return largest
+        per_delivery = max(allowed.calls_per_delivery, 0.01)
+        epoch = self.clock.epoch()
+        wait = seconds_until(session, self.name, gate.bucket, epoch, per_delivery)
+        if wait > MAX_CALL_WAIT_SECONDS:
+            report.stopped, report.resume_at = "paused", now + timedelta(seconds=wait)
+            circuit.throttle(session, self.name, report.resume_at, now)
+            return 0
+        affordable = gate.bucket.capacity + gate.bucket.refill_per_second * self.time_budget
+        return max(1, min(largest, math.floor(affordable / per_delivery)))
 
     def _deliver(self, destination: Destination, claimed: list[Claimed], gate: CallGate, report: DrainReport) -> None:
         with self.sessions() as session:
