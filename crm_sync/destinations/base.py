@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 import httpx
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class DeliveryError(Exception):
@@ -68,6 +68,9 @@ class DestinationSettings(BaseModel):
     max_attempts: int = 8
     max_age_seconds: float = 86_400.0  # a delivery older than this goes dead even with attempts left
     primary: bool = False              # its record is the `crm_link` in Jivo's reply
+    # A drain waits this long after taking the lease before its first claim, so a burst goes out in full batches
+    # (fewer CRM calls, far less work per delivery) for at most this much more latency.
+    batch_window_seconds: float = Field(default=0.05, ge=0, le=5)
     # The delivery engine's schedule: full-jitter exponential backoff between attempts, capped.
     retry_initial_seconds: float = 2.0
     retry_max_seconds: float = 900.0

@@ -5,7 +5,7 @@ from sqlalchemy import event
 
 from crm_sync.schema import DeliveryStatus
 from tests.contacts.provider_requests import jivo_chat, roistat_lead
-from tests.delivery.conftest import hubspot_settings, kommo_settings
+from tests.delivery.conftest import VirtualClock, hubspot_settings, kommo_settings
 
 
 def burst(n: int):
@@ -61,3 +61,41 @@ def test_a_burst_reaches_kommo_in_a_few_complex_lead_calls(make_harness, kommo_f
     writes = [call for call in kommo_fake.calls if call.method != "GET"]
     assert len(writes) == 2   # one delivery at a time would have made 80 writes
     assert len(kommo_fake.calls) <= 40 + 3   # a phone search per new person, one recent listing, the two writes
+
+
+class ArrivalsDuringTheWindow(VirtualClock):
+    """The drain's clock: while the drain waits out its batch window, more chats are processed."""
+
+    def __init__(self, arrive) -> None:
+        super().__init__()
+        self.arrive, self.slept = arrive, []
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        if self.arrive is not None:
+            arrive, self.arrive = self.arrive, None
+            arrive()
+        super().sleep(seconds)
+
+
+def drain_with_arrivals(make_harness, hubspot_fake, **settings):
+    harness = make_harness({"hubspot-main": hubspot_settings(hubspot_fake, **settings)})
+    harness.receive(*burst(2))
+    clock = ArrivalsDuringTheWindow(lambda: harness.receive(
+        *[jivo_chat(800 + i, email=f"window{i}@example.com") for i in range(5)]))
+    harness.engine.clock = clock
+    return harness, clock, harness.drain("hubspot-main")
+
+
+def test_deliveries_planned_during_the_batch_window_go_out_in_the_drains_first_batch(make_harness, hubspot_fake):
+    harness, clock, report = drain_with_arrivals(make_harness, hubspot_fake, batch_window_seconds=0.2)
+
+    assert clock.slept[0] == 0.2
+    assert (report.succeeded, report.batches) == (7, 1)
+    assert len(hubspot_fake.calls) == 2   # one contact upsert and one note batch for all seven
+
+
+def test_the_batch_window_is_fifty_milliseconds_unless_configured(make_harness, hubspot_fake):
+    _, clock, _ = drain_with_arrivals(make_harness, hubspot_fake)
+
+    assert clock.slept[0] == 0.05

@@ -83,6 +83,7 @@ def test_every_destination_problem_is_reported_at_once_with_its_place():
         "bad-bitrix": {"kind": "bitrix24", "webhook_url": "https://acme.bitrix24.ru/"},
         "no-field": {"kind": "kommo", "base_url": "https://a.kommo.com", "token": "t"},
         "slow": {"kind": "hubspot", "token": "t", "timeout_seconds": 0},
+        "backwards": {"kind": "hubspot", "token": "t", "batch_window_seconds": -1},
         "bad name!": {"kind": "hubspot", "token": "t"},
     }}
 
@@ -95,6 +96,7 @@ def test_every_destination_problem_is_reported_at_once_with_its_place():
                   "destinations.bad-rate.rate: rate 'fast' must look like", "destinations.bad-secret.url",
                   "destinations.bad-secret.secret", "destinations.bad-bitrix.webhook_url",
                   "destinations.no-field.key_field_id", "destinations.slow.timeout_seconds",
+                  "destinations.backwards.batch_window_seconds",
                   "destinations.bad name!:"):
         assert place in text, place
     assert "plain" not in text
