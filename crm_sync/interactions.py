@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cache
-from typing import Any
+from typing import Any, Iterable
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
@@ -64,11 +64,13 @@ class RecordedInteraction:
     kind: str
     state: str | None
     details: dict[str, Any]
+    report: dict[str, Any]   # its interaction_events row, written with the transaction's others (record_reports)
 
 
 def record_interaction(session: Session, contact_id: int, interaction: Interaction, natural_key: str,
                        origin: Origin, index: int, event_type: str) -> RecordedInteraction:
-    """Insert or merge the interaction. The caller holds the lock of the contact it belongs to."""
+    """Insert or merge the interaction. The caller holds the lock of the contact it belongs to, and writes the
+    returned interaction's report row (`record_reports`) before its transaction ends."""
     now = utcnow()
     stamp = [origin.event_id, index]
     after = merge_report(_unreported(contact_id, interaction, origin), interaction, stamp)
@@ -85,10 +87,20 @@ def record_interaction(session: Session, contact_id: int, interaction: Interacti
         after["contact_id"] = contact_id  # moves an event-keyed interaction if a replay resolves the person anew
         if after != before:
             session.execute(_UPDATE_STORED, {"stored_id": interaction_id, **after, "updated_at": now})
-    session.execute(_report_statement(dialect_of(session)), {
-        "interaction_id": interaction_id, "event_id": origin.event_id, "record_index": index,
-        "event_type": event_type[:200]})
-    return RecordedInteraction(interaction_id, after["contact_id"], after["kind"], after["state"], after["details"])
+    report = {"interaction_id": interaction_id, "event_id": origin.event_id, "record_index": index,
+              "event_type": event_type[:200]}
+    return RecordedInteraction(interaction_id, after["contact_id"], after["kind"], after["state"], after["details"],
+                               report)
+
+
+def record_reports(session: Session, interactions: Iterable[RecordedInteraction | None]) -> None:
+    """Which event reported which interaction, for every interaction a transaction recorded, in one statement.
+
+    Nothing in a processing transaction reads these rows back (the admin API and erasure do), so they wait for the
+    end of the transaction instead of costing every event a statement of its own."""
+    reports = [interaction.report for interaction in interactions if interaction is not None]
+    if reports:
+        session.execute(_report_statement(dialect_of(session)), reports)
 
 
 def _unreported(contact_id: int, interaction: Interaction, origin: Origin) -> dict[str, Any]:

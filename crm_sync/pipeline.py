@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from crm_sync.delivery.planning import plan_deliveries
 from crm_sync.identity import Origin
-from crm_sync.interactions import RecordedInteraction
+from crm_sync.interactions import RecordedInteraction, record_reports
 from crm_sync.observe import attempt_context, attempt_ended, attempt_started, not_attempted, observed_attempt
 from crm_sync.store import StoreOptions, apply_event
 from ingest.attempts import Attempt, Ending, begin_attempts, finish, finish_all, hold
@@ -184,6 +184,7 @@ def _conclude(session: Session, processed: list[Processed], options: StoreOption
 
     Planning once for all of them plans an interaction that two of the events reported as the later one left it."""
     interactions = [interaction for item in processed for interaction in item.interactions]
+    record_reports(session, interactions)
     planned = plan_deliveries(session, interactions, options.destinations)
     finish_all(session, [item.ending for item in processed])
     return planned
