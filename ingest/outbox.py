@@ -31,10 +31,6 @@ BROKER_BACKOFF_SECONDS = 5.0
 BROKER_CHECK_SECONDS = 5.0   # how long the relay waits for the broker to say how long the ingest queue is
 # The background publisher sends at most this many events in one batch, and gets this long to flush at exit.
 BACKGROUND_BATCH_MAX_EVENTS = 200
-# After the first event of a batch arrives, the publisher sleeps this long and then takes whatever has queued: it
-# delays the enqueue (never the acknowledgement) by 25 ms and turns a busy second into few, full broker messages.
-# Each publish costs the web process a few hundred microseconds of CPU, however few ids it carries.
-BACKGROUND_LINGER_SECONDS = 0.025
 BACKGROUND_STOP_SECONDS = 10.0
 # Event ids per task message: one message per event would cost more broker CPU than the rest of the request;
 # small enough that a burst still spreads over every worker process.
@@ -44,10 +40,12 @@ log = logging.getLogger(__name__)
 
 
 class Outbox:
-    def __init__(self, celery: Celery, sessions: sessionmaker[Session], requeue_after_seconds: float):
+    def __init__(self, celery: Celery, sessions: sessionmaker[Session], requeue_after_seconds: float,
+                 linger_seconds: float = 0.05):
         self.celery = celery
         self.sessions = sessions
         self.requeue_after = timedelta(seconds=requeue_after_seconds)
+        self.linger_seconds = linger_seconds
         self._broker_down_until = 0.0
         self._background: BackgroundPublisher | None = None
         self.publisher = TaskPublisher(celery, PROCESS_EVENTS_TASK, INGEST_QUEUE)
@@ -62,7 +60,7 @@ class Outbox:
     def start_background_publisher(self) -> None:
         """From here on this process publishes from one thread, in batches (a server calls it in each worker)."""
         if self._background is None:
-            self._background = BackgroundPublisher(self)
+            self._background = BackgroundPublisher(self, linger_seconds=self.linger_seconds)
 
     def stop_background_publisher(self, timeout: float = BACKGROUND_STOP_SECONDS) -> None:
         """Publish what is still waiting, then stop the thread; back to publishing at once."""
@@ -145,9 +143,10 @@ class BackgroundPublisher:
 
     _STOP = object()
 
-    def __init__(self, outbox: Outbox, max_batch: int = BACKGROUND_BATCH_MAX_EVENTS):
+    def __init__(self, outbox: Outbox, max_batch: int = BACKGROUND_BATCH_MAX_EVENTS, linger_seconds: float = 0.05):
         self.outbox = outbox
         self.max_batch = max_batch
+        self.linger_seconds = linger_seconds
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()  # nothing is queued behind the stop marker, so a stop publishes everything
         self._stopped = False
@@ -174,9 +173,10 @@ class BackgroundPublisher:
         while not stopping:
             batch = [self._queue.get()]
             if batch[0] is not self._STOP:
-                # Sleep through the linger rather than wake for every event: each wake-up is a thread switch and a
-                # hand-over of the GIL that the request threads pay for.
-                time.sleep(BACKGROUND_LINGER_SECONDS)
+                # Sleep through the linger (publish_linger_seconds) rather than wake for every event: each wake-up
+                # is a thread switch and a hand-over of the GIL that the request threads pay for, and each message
+                # costs the broker and a worker far more than one more event id in it.
+                time.sleep(self.linger_seconds)
             while len(batch) < self.max_batch and self._STOP not in batch:
                 try:
                     batch.append(self._queue.get_nowait())

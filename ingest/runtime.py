@@ -46,7 +46,8 @@ class Runtime:
 
     @cached_property
     def outbox(self) -> Outbox:
-        return Outbox(self.celery, self.sessions, self.settings.requeue_after_seconds)
+        return Outbox(self.celery, self.sessions, self.settings.requeue_after_seconds,
+                      self.settings.publish_linger_seconds)
 
     def close(self) -> None:
         if "outbox" in self.__dict__:

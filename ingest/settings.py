@@ -89,6 +89,10 @@ class Settings(BaseModel):
     delivery_sweep_interval_seconds: float = Field(default=5.0, gt=0)
     # A broker publish from the web process gives up after this long; the relay then takes over.
     publish_timeout_seconds: float = Field(default=1.0, gt=0)
+    # The web process's publisher waits this long after an event before it publishes, and sends what gathered
+    # meanwhile in one message: it delays the enqueue (never the acknowledgement), and under load it turns a busy
+    # second into few, full task messages, each of which costs the broker and a worker far more than an event.
+    publish_linger_seconds: float = Field(default=0.05, ge=0, le=1)
     max_process_attempts: int = Field(default=5, ge=1)
     # Logs: "json" (one object per line) or "text"; unset, production commands write JSON and `dev` text.
     log_format: Literal["json", "text"] | None = None

@@ -20,17 +20,22 @@ def statuses(runtime) -> list[str]:
         return [event.status for event in session.query(Event).order_by(Event.id)]
 
 
-def queued_event_ids(runtime) -> list[int]:
-    """The event ids carried by the task messages waiting in the ingest queue (the messages are consumed)."""
-    ids: list[int] = []
+def queued_messages(runtime) -> list[list[int]]:
+    """The event ids of each task message waiting in the ingest queue, in order (the messages are consumed)."""
+    messages: list[list[int]] = []
     with runtime.celery.connection_for_read() as connection, connection.SimpleQueue(INGEST_QUEUE) as waiting:
         while True:
             try:
                 message = waiting.get(block=False)
             except waiting.Empty:
-                return sorted(ids)
-            ids.extend(message.payload[0][0])
+                return messages
+            messages.append(message.payload[0][0])
             message.ack()
+
+
+def queued_event_ids(runtime) -> list[int]:
+    """The event ids carried by the task messages waiting in the ingest queue (the messages are consumed)."""
+    return sorted(event_id for message in queued_messages(runtime) for event_id in message)
 
 
 def post_events(runtime, count: int) -> None:
@@ -76,3 +81,25 @@ def test_a_broker_failure_in_the_background_leaves_the_events_for_the_relay(post
     wait_until(left_for_relay, what="the failed publish to mark the events for the relay")
     down.outbox.stop_background_publisher()
     down.close()
+
+
+
+def test_events_arriving_within_the_publish_linger_go_out_in_one_message(database_url, make_settings):
+    lingering = Runtime(make_settings(database_url, publish_linger_seconds=0.5))
+    lingering.outbox.start_background_publisher()
+    try:
+        post_events(lingering, 4)   # the first starts the linger; the others arrive well within it
+        wait_until(lambda: lingering.outbox._background._queue.empty(), what="the publisher to take the batch")
+        lingering.outbox.stop_background_publisher()
+
+        assert queued_messages(lingering) == [[1, 2, 3, 4]]
+    finally:
+        lingering.close()
+
+
+def test_the_publish_linger_is_fifty_milliseconds_unless_configured(runtime):
+    runtime.outbox.start_background_publisher()
+
+    assert runtime.settings.publish_linger_seconds == 0.05
+    assert runtime.outbox._background.linger_seconds == 0.05
+    runtime.outbox.stop_background_publisher()
