@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-
 from functools import cache
+from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
@@ -26,6 +26,8 @@ from crm_sync.schema import CRM_KIND_PREFIX, Contact, ContactIdentity, IdentityR
 from ingest.db import dialect_of, insert_for
 from ingest.schema import utcnow
 
+if TYPE_CHECKING:
+    from crm_sync.known_owners import KnownOwners
 
 IDENTITIES, CONTACTS = ContactIdentity.__table__, Contact.__table__
 # Built once: every event runs these, and building a statement anew costs more CPU than running it.
@@ -64,13 +66,15 @@ class Resolution:
     merged: dict[int, int] = field(default_factory=dict)  # loser -> survivor
 
 
-def resolve_contacts(session: Session, claim_sets: list[tuple[Claim, ...]], origin: Origin) -> Resolution:
-    """The live, locked contact of each record (None for a record without claims)."""
+def resolve_contacts(session: Session, claim_sets: list[tuple[Claim, ...]], origin: Origin,
+                     known: KnownOwners | None = None) -> Resolution:
+    """The live, locked contact of each record (None for a record without claims); `known`: the owners this
+    transaction has read or made already, kept current with this resolution."""
     resolution = Resolution([None] * len(claim_sets))
     keys = {claim.key for claims in claim_sets for claim in claims}
     if not keys:
         return resolution
-    owners, fresh = _claim(session, claim_sets, keys, origin)
+    owners, fresh = _claim(session, claim_sets, keys, origin, known)
     live = lock_live_contacts(session, set(owners.values()) - fresh)
     contact_of = {key: owner if owner in fresh else live[owner] for key, owner in owners.items()}
     survivor_of: dict[int, int] = {}
@@ -79,15 +83,19 @@ def resolve_contacts(session: Session, claim_sets: list[tuple[Claim, ...]], orig
         survivor_of.update(dict.fromkeys(members, survivor))
     resolution.contact_ids = [survivor_of[contact_of[claims[0].key]] if claims else None for claims in claim_sets]
     _drop_unused(session, fresh - set(contact_of.values()))
+    if known is not None:
+        known.settle(claim_sets, resolution.contact_ids)
     return resolution
 
 
-def _claim(session: Session, claim_sets: list[tuple[Claim, ...]], keys: set[Key], origin: Origin
-           ) -> tuple[dict[Key, int], set[int]]:
+def _claim(session: Session, claim_sets: list[tuple[Claim, ...]], keys: set[Key], origin: Origin,
+           known: KnownOwners | None) -> tuple[dict[Key, int], set[int]]:
     """Every key's owner after claiming the unowned ones, and the fresh contacts created for them."""
-    owners = identity_owners(session, list(keys))
+    owners = known.owners_of(session, keys) if known is not None else identity_owners(session, list(keys))
     fresh, claimed = _claim_missing(session, claim_sets, owners, origin)
     if claimed is None:  # a concurrent event won some of the keys: read who owns them now
+        if known is not None:
+            known.forget(keys)
         return identity_owners(session, list(keys)), fresh
     return {**owners, **claimed}, fresh
 

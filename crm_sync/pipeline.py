@@ -23,10 +23,13 @@ from sqlalchemy.exc import InterfaceError
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_sync.delivery.planning import plan_deliveries
+from crm_sync.facts import RecordFacts
 from crm_sync.identity import Origin
 from crm_sync.interactions import RecordedInteraction, record_reports
+from crm_sync.known_owners import KnownOwners
+from crm_sync.model import CanonicalRecord
 from crm_sync.observe import attempt_context, attempt_ended, attempt_started, not_attempted, observed_attempt
-from crm_sync.store import StoreOptions, apply_event
+from crm_sync.store import StoreOptions, apply_event, facts_for
 from ingest.attempts import Attempt, Ending, begin_attempts, finish, finish_all, hold
 from ingest.db import transaction
 from ingest.events import raw_request_of
@@ -99,13 +102,15 @@ def _process_together(sessions: sessionmaker[Session], attempts: dict[int, Attem
     try:
         with transaction(sessions) as session:
             held = hold(session, {event_id: attempt.number for event_id, attempt in attempts.items()})
+            parsed, known = _prepare(session, held, attempts, options)
             applied: list[Processed] = []
             for event_id, attempt in sorted(attempts.items()):
                 with attempt_context(event_id, attempt):
                     attempt_started(attempt)
                     started = time.perf_counter()
                     event = held.get(event_id)
-                    processed = None if event is None else _process_held(event, attempt.number, session, options)
+                    processed = None if event is None else _process_held(event, attempt.number, session, options,
+                                                                         parsed[event_id], known)
                     if processed is not None:
                         applied.append(processed)
                     ran.append((event_id, processed.outcome if processed else Outcome.SKIPPED,
@@ -161,22 +166,49 @@ def _run_attempt(sessions: sessionmaker[Session], event_id: int, attempt: int, o
             time.sleep(random.uniform(0, 0.01 * tries))  # jitter, so the same two do not collide again
 
 
-def _process_held(event: Row, attempt: int, session: Session, options: StoreOptions) -> Processed:
-    def ending(status: EventStatus, **details) -> Ending:
-        return Ending(event.id, attempt, status, **details)
+@dataclass(frozen=True)
+class Parsed:
+    """An event's canonical records, and what they say about people in the contact store's terms."""
+
+    records: list[CanonicalRecord]
+    facts: list[RecordFacts]
+
+
+def _parse(event: Row, attempt: int, options: StoreOptions) -> Parsed | Processed:
+    """The event's records, or its ending if the provider cannot read it or ignores it."""
+    def ending(status: EventStatus, **details) -> Processed:
+        return Processed(Ending(event.id, attempt, status, **details))
 
     try:
         records = get_provider(event.provider).parse(raw_request_of(event))
     except UnknownProvider as exc:
-        return Processed(ending(EventStatus.DEAD, error_class="unknown_provider", error_message=str(exc)))
+        return ending(EventStatus.DEAD, error_class="unknown_provider", error_message=str(exc))
     except (ParseError, ValidationError) as exc:
-        return Processed(ending(EventStatus.DEAD, error_class="parse_error", error_message=str(exc)))
+        return ending(EventStatus.DEAD, error_class="parse_error", error_message=str(exc))
     except IgnoreEvent as exc:
-        return Processed(ending(EventStatus.IGNORED, error_class="ignored", error_message=str(exc)))
-    applied = apply_event(session, _origin(event), records, options)
-    result = {"records": [record.model_dump(mode="json", exclude_defaults=True) for record in records],
+        return ending(EventStatus.IGNORED, error_class="ignored", error_message=str(exc))
+    return Parsed(records, facts_for(_origin(event), records, options))
+
+
+def _process_held(event: Row, attempt: int, session: Session, options: StoreOptions,
+                  parsed: Parsed | Processed | None = None, known: KnownOwners | None = None) -> Processed:
+    parsed = parsed or _parse(event, attempt, options)
+    if isinstance(parsed, Processed):
+        return parsed
+    applied = apply_event(session, _origin(event), parsed.records, options, parsed.facts, known)
+    result = {"records": [record.model_dump(mode="json", exclude_defaults=True) for record in parsed.records],
               **applied.summary()}   # kept on the event for the admin API
-    return Processed(ending(EventStatus.PROCESSED, result=result), applied.interactions)
+    return Processed(Ending(event.id, attempt, EventStatus.PROCESSED, result=result), applied.interactions)
+
+
+def _prepare(session: Session, held: dict[int, Row], attempts: dict[int, Attempt], options: StoreOptions
+             ) -> tuple[dict[int, Parsed | Processed], KnownOwners]:
+    """Parse every held event, and read the owners of all the identity keys they mention in one statement."""
+    parsed = {event_id: _parse(event, attempts[event_id].number, options) for event_id, event in held.items()}
+    known = KnownOwners()
+    known.prefetch(session, {claim.key for item in parsed.values() if isinstance(item, Parsed)
+                             for facts in item.facts for claim in facts.claims})
+    return parsed, known
 
 
 def _conclude(session: Session, processed: list[Processed], options: StoreOptions) -> set[str]:

@@ -5,9 +5,10 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
-from crm_sync.facts import facts_of
+from crm_sync.facts import RecordFacts, facts_of
 from crm_sync.identity import Origin, resolve_contacts
 from crm_sync.interactions import RecordedInteraction, record_interaction
+from crm_sync.known_owners import KnownOwners
 from crm_sync.model import CanonicalRecord
 from crm_sync.normalise import MatchingRules, rules_from_settings
 from crm_sync.profile import PrimaryPolicy, record_values, refresh_display, touch
@@ -42,11 +43,17 @@ class Applied:
         }
 
 
-def apply_event(session: Session, origin: Origin, records: list[CanonicalRecord], options: StoreOptions) -> Applied:
-    """Resolve each record's person, keep what it says, record its interaction."""
-    facts = [facts_of(record, index, origin.event_id, origin.source, options.rules)
-             for index, record in enumerate(records)]
-    resolution = resolve_contacts(session, [item.claims for item in facts], origin)
+def facts_for(origin: Origin, records: list[CanonicalRecord], options: StoreOptions) -> list[RecordFacts]:
+    return [facts_of(record, index, origin.event_id, origin.source, options.rules)
+            for index, record in enumerate(records)]
+
+
+def apply_event(session: Session, origin: Origin, records: list[CanonicalRecord], options: StoreOptions,
+                facts: list[RecordFacts] | None = None, known: KnownOwners | None = None) -> Applied:
+    """Resolve each record's person, keep what it says, record its interaction; `facts`: the records' facts if
+    computed already, `known`: the identity owners the transaction knows (see crm_sync.known_owners)."""
+    facts = facts if facts is not None else facts_for(origin, records, options)
+    resolution = resolve_contacts(session, [item.claims for item in facts], origin, known)
     changed = set(resolution.created) | set(resolution.merged.values())
     # A contact this transaction created has no values but the ones it records: no need to read them back.
     created_values: dict[int, dict] = {contact_id: {} for contact_id in resolution.created}

@@ -22,6 +22,22 @@ def commits_while(store, action) -> int:
     return len(commits)
 
 
+def owner_lookups_while(store, action) -> int:
+    """SELECTs reading identity owners (locks and the crm link look-ups aside)."""
+    lookups = []
+
+    def listener(connection, cursor, statement, *args):
+        if statement.lstrip().upper().startswith("SELECT") and "FROM contact_identities" in statement \
+                and "FOR UPDATE" not in statement.upper():
+            lookups.append(statement)
+    event.listen(store.runtime.engine, "before_cursor_execute", listener)
+    try:
+        action()
+    finally:
+        event.remove(store.runtime.engine, "before_cursor_execute", listener)
+    return len(lookups)
+
+
 def new_people(store, count: int, first: int = 0) -> list[int]:
     return [store.deliver(report(visitor(email=f"p{n}@example.com"), chat(f"jivo:{n}")))
             for n in range(first, first + count)]
@@ -33,6 +49,13 @@ def test_a_message_of_six_events_commits_as_often_as_a_message_of_one(store):
 
     assert commits_while(store, lambda: store.process(*together)) == commits_while(store, lambda: store.process(*alone))
     assert len(store.contacts()) == 7
+
+
+def test_a_message_of_six_new_people_reads_identity_owners_once(store):
+    together = new_people(store, 6)
+
+    assert owner_lookups_while(store, lambda: store.process(*together)) == 1
+    assert len(store.contacts()) == 6
 
 
 def test_a_failing_event_does_not_fail_the_others_of_its_message(make_store):
@@ -60,6 +83,21 @@ def test_events_of_one_message_about_one_person_end_on_one_contact(store):
     contact = store.only_contact()
     assert contact.person_identities == {("email", EMAIL), ("phone", "+79161234567")}
     assert len(contact.interactions) == 3
+
+
+def test_later_events_of_a_message_find_the_contact_that_earlier_ones_created_and_merged(store):
+    events = [store.deliver(report(visitor(email=EMAIL), chat("jivo:1"))),
+              store.deliver(report(visitor(phone="+7 916 123-45-67"), chat("jivo:2"))),
+              store.deliver(report(visitor(email=EMAIL, phone="8 916 1234567"), chat("jivo:3"))),   # merges the two
+              store.deliver(report(visitor(email="ivan.work@example.ru", phone="+79161234567"), chat("jivo:4"))),
+              store.deliver(report(visitor(email="ivan.work@example.ru"), chat("jivo:5")))]
+
+    store.process(*events)
+
+    contact = store.only_contact()
+    assert contact.person_identities == {("email", EMAIL), ("email", "ivan.work@example.ru"),
+                                         ("phone", "+79161234567")}
+    assert len(contact.interactions) == 5
 
 
 def test_an_event_finished_already_is_skipped_and_the_rest_of_its_message_processed(store):
