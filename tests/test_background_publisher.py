@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from ingest.outbox import INGEST_QUEUE
 from ingest.runtime import Runtime
 from ingest.schema import Event
 from tests.conftest import GENERIC_TOKEN, make_client, truncate_postgres
+from tests.support.queues import waiting_messages
 from tests.support.waiting import wait_until
 from tests.support.workers import running_worker
 
@@ -22,15 +22,7 @@ def statuses(runtime) -> list[str]:
 
 def queued_messages(runtime) -> list[list[int]]:
     """The event ids of each task message waiting in the ingest queue, in order (the messages are consumed)."""
-    messages: list[list[int]] = []
-    with runtime.celery.connection_for_read() as connection, connection.SimpleQueue(INGEST_QUEUE) as waiting:
-        while True:
-            try:
-                message = waiting.get(block=False)
-            except waiting.Empty:
-                return messages
-            messages.append(message.payload[0][0])
-            message.ack()
+    return [args[0] for _, args in waiting_messages(runtime)]
 
 
 def queued_event_ids(runtime) -> list[int]:

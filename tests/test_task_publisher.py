@@ -11,19 +11,7 @@ from ingest.outbox import INGEST_QUEUE, PROCESS_EVENTS_TASK
 from ingest.runtime import Runtime
 from ingest.task_publisher import TaskPublisher
 from tests.conftest import IN_CI
-
-
-def waiting_messages(runtime: Runtime) -> list:
-    """The messages in the ingest queue, consumed: (task name, args) of each."""
-    found = []
-    with runtime.celery.connection_for_read() as connection, connection.SimpleQueue(INGEST_QUEUE) as waiting:
-        while True:
-            try:
-                message = waiting.get(block=False)
-            except waiting.Empty:
-                return found
-            found.append((message.headers["task"], message.payload[0]))
-            message.ack()
+from tests.support.queues import waiting_messages
 
 
 @pytest.fixture

@@ -2,40 +2,23 @@
 stays its own. On SQLite and PostgreSQL, through the real event store and `process_events`."""
 from __future__ import annotations
 
-from sqlalchemy import event
-
 from crm_sync.pipeline import process_events
 from tests.contacts.conftest import chat, report, visitor
 from tests.contacts.scripted import BROKEN
+from tests.support.recording import commits_while, statements_while
 
 EMAIL = "ivan.petrov@example.ru"
 
 
-def commits_while(store, action) -> int:
-    commits = []
-    listener = lambda connection: commits.append(1)  # noqa: E731
-    event.listen(store.runtime.engine, "commit", listener)
-    try:
-        action()
-    finally:
-        event.remove(store.runtime.engine, "commit", listener)
-    return len(commits)
+def commits_during(store, action) -> int:
+    return commits_while(store.runtime.engine, action)
 
 
 def owner_lookups_while(store, action) -> int:
     """SELECTs reading identity owners (locks and the crm link look-ups aside)."""
-    lookups = []
-
-    def listener(connection, cursor, statement, *args):
-        if statement.lstrip().upper().startswith("SELECT") and "FROM contact_identities" in statement \
-                and "FOR UPDATE" not in statement.upper():
-            lookups.append(statement)
-    event.listen(store.runtime.engine, "before_cursor_execute", listener)
-    try:
-        action()
-    finally:
-        event.remove(store.runtime.engine, "before_cursor_execute", listener)
-    return len(lookups)
+    return sum(1 for statement in statements_while(store.runtime.engine, action)
+               if statement.lstrip().upper().startswith("SELECT") and "FROM contact_identities" in statement
+               and "FOR UPDATE" not in statement.upper())
 
 
 def new_people(store, count: int, first: int = 0) -> list[int]:
@@ -47,7 +30,7 @@ def test_a_message_of_six_events_commits_as_often_as_a_message_of_one(store):
     alone = new_people(store, 1)
     together = new_people(store, 6, first=1)
 
-    assert commits_while(store, lambda: store.process(*together)) == commits_while(store, lambda: store.process(*alone))
+    assert commits_during(store, lambda: store.process(*together)) == commits_during(store, lambda: store.process(*alone))
     assert len(store.contacts()) == 7
 
 

@@ -1,11 +1,10 @@
 """Batching where the vendor offers it: under a burst, far fewer API calls than deliveries."""
 from __future__ import annotations
 
-from sqlalchemy import event
-
 from crm_sync.schema import DeliveryStatus
 from tests.contacts.provider_requests import jivo_chat, roistat_lead
 from tests.delivery.conftest import VirtualClock, hubspot_settings, kommo_settings
+from tests.support.recording import statements_while
 
 
 def burst(n: int):
@@ -25,25 +24,14 @@ def test_a_burst_reaches_hubspot_in_one_contact_upsert_and_one_note_batch(make_h
         "POST /crm/v3/objects/contacts/batch/upsert", "POST /crm/v3/objects/notes/batch/create"]
 
 
-def statements_while(harness, action) -> int:
-    statements = []
-    listener = lambda *args: statements.append(1)  # noqa: E731
-    event.listen(harness.runtime.engine, "before_cursor_execute", listener)
-    try:
-        action()
-    finally:
-        event.remove(harness.runtime.engine, "before_cursor_execute", listener)
-    return len(statements)
-
-
 def test_draining_sixty_deliveries_takes_as_many_statements_as_draining_two(make_harness, hubspot_fake):
     """Outcomes are recorded set-wise: a statement per delivery would make a large batch cost far more."""
     harness = make_harness({"hubspot-main": hubspot_settings(hubspot_fake)})
     harness.receive(*burst(2))
-    small = statements_while(harness, lambda: harness.drain("hubspot-main"))
+    small = len(statements_while(harness.runtime.engine, lambda: harness.drain("hubspot-main")))
     harness.receive(*[jivo_chat(700 + i, email=f"later{i}@example.com") for i in range(60)])
 
-    large = statements_while(harness, lambda: harness.drain("hubspot-main"))
+    large = len(statements_while(harness.runtime.engine, lambda: harness.drain("hubspot-main")))
 
     assert harness.statuses() == {DeliveryStatus.SUCCEEDED: 62}
     assert large == small
