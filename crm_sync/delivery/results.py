@@ -35,6 +35,20 @@ Outcome = DeliveryResult | DeliveryError
 IDENTITIES = ContactIdentity.__table__
 _KNOWN_LINKS = select(IDENTITIES.c.contact_id, IDENTITIES.c.value, IDENTITIES.c.url).where(
     IDENTITIES.c.kind == bindparam("kind"), IDENTITIES.c.value.in_(bindparam("values", expanding=True)))
+DELIVERIES = Delivery.__table__
+_LOCK_DELIVERIES = (select(DELIVERIES.c.id, DELIVERIES.c.status, DELIVERIES.c.attempts, DELIVERIES.c.revision,
+                           DELIVERIES.c.attempts_at_arming, DELIVERIES.c.armed_at, DELIVERIES.c.next_attempt_at)
+                    .where(DELIVERIES.c.id.in_(bindparam("ids", expanding=True)))
+                    .order_by(DELIVERIES.c.id).with_for_update())
+_SUCCESS_UPDATE = update(DELIVERIES).where(DELIVERIES.c.id == bindparam("b_id")).values(
+    status=bindparam("b_status"), next_attempt_at=bindparam("b_next_attempt_at"),
+    delivered_revision=bindparam("b_revision"), succeeded_at=bindparam("b_now"), updated_at=bindparam("b_now"),
+    crm_contact_id=bindparam("b_crm_contact_id"), crm_interaction_id=bindparam("b_crm_interaction_id"),
+    crm_url=bindparam("b_crm_url"), last_status=None, last_error_class=None, last_error=None)
+_FAILURE_UPDATE = update(DELIVERIES).where(DELIVERIES.c.id == bindparam("b_id")).values(
+    status=bindparam("b_status"), next_attempt_at=bindparam("b_next_attempt_at"), updated_at=bindparam("b_now"),
+    last_status=bindparam("b_last_status"), last_error_class=bindparam("b_last_error_class"),
+    last_error=bindparam("b_last_error"))
 
 
 def record_outcomes(sessions: sessionmaker[Session], name: str,
@@ -105,22 +119,6 @@ def _record_statuses(session: Session, outcomes: list[tuple[Claimed, DeliveryReq
         if values:
             session.execute(_SUCCESS_UPDATE if succeeded else _FAILURE_UPDATE, values)
     return statuses
-
-
-DELIVERIES = Delivery.__table__
-_LOCK_DELIVERIES = (select(DELIVERIES.c.id, DELIVERIES.c.status, DELIVERIES.c.attempts, DELIVERIES.c.revision,
-                           DELIVERIES.c.attempts_at_arming, DELIVERIES.c.armed_at, DELIVERIES.c.next_attempt_at)
-                    .where(DELIVERIES.c.id.in_(bindparam("ids", expanding=True)))
-                    .order_by(DELIVERIES.c.id).with_for_update())
-_SUCCESS_UPDATE = update(DELIVERIES).where(DELIVERIES.c.id == bindparam("b_id")).values(
-    status=bindparam("b_status"), next_attempt_at=bindparam("b_next_attempt_at"),
-    delivered_revision=bindparam("b_revision"), succeeded_at=bindparam("b_now"), updated_at=bindparam("b_now"),
-    crm_contact_id=bindparam("b_crm_contact_id"), crm_interaction_id=bindparam("b_crm_interaction_id"),
-    crm_url=bindparam("b_crm_url"), last_status=None, last_error_class=None, last_error=None)
-_FAILURE_UPDATE = update(DELIVERIES).where(DELIVERIES.c.id == bindparam("b_id")).values(
-    status=bindparam("b_status"), next_attempt_at=bindparam("b_next_attempt_at"), updated_at=bindparam("b_now"),
-    last_status=bindparam("b_last_status"), last_error_class=bindparam("b_last_error_class"),
-    last_error=bindparam("b_last_error"))
 
 
 def _success(row: Row, claimed: Claimed, result: DeliveryResult, now: datetime) -> dict:
