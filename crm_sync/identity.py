@@ -27,6 +27,7 @@ from ingest.db import dialect_of, insert_for
 from ingest.schema import utcnow
 
 if TYPE_CHECKING:
+    from crm_sync.fresh_contacts import FreshContacts
     from crm_sync.known_owners import KnownOwners
 
 IDENTITIES, CONTACTS = ContactIdentity.__table__, Contact.__table__
@@ -67,37 +68,37 @@ class Resolution:
 
 
 def resolve_contacts(session: Session, claim_sets: list[tuple[Claim, ...]], origin: Origin,
-                     known: KnownOwners | None = None) -> Resolution:
+                     known: KnownOwners | None = None, fresh: FreshContacts | None = None) -> Resolution:
     """The live, locked contact of each record (None for a record without claims); `known`: the owners this
-    transaction has read or made already, kept current with this resolution."""
+    transaction has read or made already, kept current with this resolution; `fresh`: the contacts it creates."""
     resolution = Resolution([None] * len(claim_sets))
     keys = {claim.key for claims in claim_sets for claim in claims}
     if not keys:
         return resolution
-    owners, fresh = _claim(session, claim_sets, keys, origin, known)
-    live = lock_live_contacts(session, set(owners.values()) - fresh)
-    contact_of = {key: owner if owner in fresh else live[owner] for key, owner in owners.items()}
+    owners, new = _claim(session, claim_sets, keys, origin, known, fresh)
+    live = lock_live_contacts(session, set(owners.values()) - new)
+    contact_of = {key: owner if owner in new else live[owner] for key, owner in owners.items()}
     survivor_of: dict[int, int] = {}
     for members in _linked_groups(claim_sets, contact_of):
-        survivor = _merge_group(session, members, fresh, origin, resolution)
+        survivor = _merge_group(session, members, new, origin, resolution, fresh)
         survivor_of.update(dict.fromkeys(members, survivor))
     resolution.contact_ids = [survivor_of[contact_of[claims[0].key]] if claims else None for claims in claim_sets]
-    _drop_unused(session, fresh - set(contact_of.values()))
+    _drop_unused(session, new - set(contact_of.values()))
     if known is not None:
         known.settle(claim_sets, resolution.contact_ids)
     return resolution
 
 
 def _claim(session: Session, claim_sets: list[tuple[Claim, ...]], keys: set[Key], origin: Origin,
-           known: KnownOwners | None) -> tuple[dict[Key, int], set[int]]:
-    """Every key's owner after claiming the unowned ones, and the fresh contacts created for them."""
+           known: KnownOwners | None, fresh: FreshContacts | None) -> tuple[dict[Key, int], set[int]]:
+    """Every key's owner after claiming the unowned ones, and the new contacts created for them."""
     owners = known.owners_of(session, keys) if known is not None else identity_owners(session, list(keys))
-    fresh, claimed = _claim_missing(session, claim_sets, owners, origin)
+    new, claimed = _claim_missing(session, claim_sets, owners, origin, fresh)
     if claimed is None:  # a concurrent event won some of the keys: read who owns them now
         if known is not None:
             known.forget(keys)
-        return identity_owners(session, list(keys)), fresh
-    return {**owners, **claimed}, fresh
+        return identity_owners(session, list(keys)), new
+    return {**owners, **claimed}, new
 
 
 def _linked_groups(claim_sets: list[tuple[Claim, ...]], contact_of: dict[Key, int]) -> list[set[int]]:
@@ -110,17 +111,19 @@ def _linked_groups(claim_sets: list[tuple[Claim, ...]], contact_of: dict[Key, in
     return groups.components(set(contact_of.values()))
 
 
-def _merge_group(session: Session, members: set[int], fresh: set[int], origin: Origin,
-                 resolution: Resolution) -> int:
-    """Merge the group into its survivor, the lowest existing contact (a fresh one only if none existed)."""
-    survivor = min(members - fresh or members)
+def _merge_group(session: Session, members: set[int], new: set[int], origin: Origin, resolution: Resolution,
+                 fresh: FreshContacts | None) -> int:
+    """Merge the group into its survivor, the lowest existing contact (a new one only if none existed)."""
+    survivor = min(members - new or members)
     for loser in sorted(members - {survivor}):
-        if loser in fresh:
+        if loser in new:
             _absorb_fresh(session, loser, survivor)
         else:
+            if fresh is not None:
+                fresh.release(session, (loser, survivor))
             merge_contacts(session, loser, survivor, origin.event_id)
             resolution.merged[loser] = survivor
-    if survivor in fresh:
+    if survivor in new:
         resolution.created.add(survivor)
     return survivor
 
@@ -141,29 +144,29 @@ def keys_condition(keys: list[Key]):
                  for (kind, scope), values in values_of.items()))
 
 
-def _claim_missing(session: Session, claim_sets: list[tuple[Claim, ...]], owners: dict, origin: Origin
-                   ) -> tuple[set[int], dict[Key, int] | None]:
-    """Fresh contacts for the keys nobody owns yet (one per record that needs one): their ids, and the keys now
+def _claim_missing(session: Session, claim_sets: list[tuple[Claim, ...]], owners: dict, origin: Origin,
+                   fresh: FreshContacts | None) -> tuple[set[int], dict[Key, int] | None]:
+    """New contacts for the keys nobody owns yet (one per record that needs one): their ids, and the keys now
     theirs, or None for those if a concurrent claim won any of them."""
     pending: dict[Key, tuple[Claim, int]] = {}
-    fresh: set[int] = set()
+    new: set[int] = set()
     for record_claims in claim_sets:
         missing = [claim for claim in record_claims if claim.key not in owners and claim.key not in pending]
         if not missing:
             continue
-        contact_id = create_contact(session)
-        fresh.add(contact_id)
+        contact_id = fresh.take(session) if fresh is not None else create_contact(session)
+        new.add(contact_id)
         pending.update({claim.key: (claim, contact_id) for claim in missing})
     if not pending:
-        return fresh, {}
+        return new, {}
     now = utcnow()
     rows = [{"kind": claim.kind, "value": claim.value, "scope": claim.scope, "role": claim.role,
              "contact_id": contact_id, "first_event_id": origin.event_id, "source": origin.source, "created_at": now}
             for claim, contact_id in (pending[key] for key in sorted(pending))]
     won = {(row.kind, row.value, row.scope) for row in session.execute(_claim_statement(dialect_of(session)), rows)}
     if won != set(pending):
-        return fresh, None
-    return fresh, {key: contact_id for key, (_, contact_id) in pending.items()}
+        return new, None
+    return new, {key: contact_id for key, (_, contact_id) in pending.items()}
 
 
 def create_contact(session: Session) -> int:

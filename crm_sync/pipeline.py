@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from crm_sync.delivery.planning import plan_deliveries
 from crm_sync.facts import RecordFacts
+from crm_sync.fresh_contacts import FreshContacts
 from crm_sync.identity import Origin
 from crm_sync.interactions import RecordedInteraction, record_reports
 from crm_sync.known_owners import KnownOwners
@@ -102,7 +103,7 @@ def _process_together(sessions: sessionmaker[Session], attempts: dict[int, Attem
     try:
         with transaction(sessions) as session:
             held = hold(session, {event_id: attempt.number for event_id, attempt in attempts.items()})
-            parsed, known = _prepare(session, held, attempts, options)
+            parsed, known, fresh = _prepare(session, held, attempts, options)
             applied: list[Processed] = []
             for event_id, attempt in sorted(attempts.items()):
                 with attempt_context(event_id, attempt):
@@ -110,11 +111,12 @@ def _process_together(sessions: sessionmaker[Session], attempts: dict[int, Attem
                     started = time.perf_counter()
                     event = held.get(event_id)
                     processed = None if event is None else _process_held(event, attempt.number, session, options,
-                                                                         parsed[event_id], known)
+                                                                         parsed[event_id], known, fresh)
                     if processed is not None:
                         applied.append(processed)
                     ran.append((event_id, processed.outcome if processed else Outcome.SKIPPED,
                                 time.perf_counter() - started))
+            fresh.finish(session)
             planned = _conclude(session, applied, options)
     except Exception as exc:  # nothing of it was kept: each event goes again on its own
         log.info("%d events could not be processed together (%s), so each goes in a transaction of its own",
@@ -191,24 +193,30 @@ def _parse(event: Row, attempt: int, options: StoreOptions) -> Parsed | Processe
 
 
 def _process_held(event: Row, attempt: int, session: Session, options: StoreOptions,
-                  parsed: Parsed | Processed | None = None, known: KnownOwners | None = None) -> Processed:
+                  parsed: Parsed | Processed | None = None, known: KnownOwners | None = None,
+                  fresh: FreshContacts | None = None) -> Processed:
     parsed = parsed or _parse(event, attempt, options)
     if isinstance(parsed, Processed):
         return parsed
-    applied = apply_event(session, _origin(event), parsed.records, options, parsed.facts, known)
+    applied = apply_event(session, _origin(event), parsed.records, options, parsed.facts, known, fresh)
     result = {"records": [record.model_dump(mode="json", exclude_defaults=True) for record in parsed.records],
               **applied.summary()}   # kept on the event for the admin API
     return Processed(Ending(event.id, attempt, EventStatus.PROCESSED, result=result), applied.interactions)
 
 
 def _prepare(session: Session, held: dict[int, Row], attempts: dict[int, Attempt], options: StoreOptions
-             ) -> tuple[dict[int, Parsed | Processed], KnownOwners]:
-    """Parse every held event, and read the owners of all the identity keys they mention in one statement."""
+             ) -> tuple[dict[int, Parsed | Processed], KnownOwners, FreshContacts]:
+    """Parse every held event, read the owners of all the identity keys they mention in one statement, and insert
+    in one more a contact for each record that has a key nobody owns (the most new people the events can bring)."""
     parsed = {event_id: _parse(event, attempts[event_id].number, options) for event_id, event in held.items()}
+    claim_sets = [facts.claims for item in parsed.values() if isinstance(item, Parsed) for facts in item.facts]
+    keys = {claim.key for claims in claim_sets for claim in claims}
     known = KnownOwners()
-    known.prefetch(session, {claim.key for item in parsed.values() if isinstance(item, Parsed)
-                             for facts in item.facts for claim in facts.claims})
-    return parsed, known
+    known.prefetch(session, keys)
+    owned = known.owners_of(session, keys)
+    fresh = FreshContacts(options.primary_policy)
+    fresh.reserve(session, sum(1 for claims in claim_sets if any(claim.key not in owned for claim in claims)))
+    return parsed, known, fresh
 
 
 def _conclude(session: Session, processed: list[Processed], options: StoreOptions) -> set[str]:

@@ -81,18 +81,23 @@ def value_hash(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()
 
 
-def record_values(session: Session, contact_id: int, sightings: Iterable[tuple[int, Observed]], origin,
-                  created: dict[tuple[str, str], ValueRow] | None = None) -> bool:
-    """Add or extend the rows for what this event observed (`(position, value)` pairs); True if anything changed.
-
-    `created` is given for a contact this transaction created: every value it has, by (field, hash), none of them
-    stored before this event. It spares the look-up and is kept up to date for `refresh_display`.
-    """
+def record_values(session: Session, contact_id: int, sightings: Iterable[tuple[int, Observed]], origin) -> bool:
+    """Add or extend the rows for what this event observed (`(position, value)` pairs); True if anything changed."""
     sightings = list(sightings)
     if not sightings:
         return False
-    known = created if created is not None else _stored_values(session, contact_id, sightings)
-    new: dict[tuple[str, str], ValueRow] = {}        # inserted below with whatever the later sightings add
+    new, extended = apply_sightings(_stored_values(session, contact_id, sightings), sightings, origin)
+    if new:
+        session.execute(_INSERT_VALUES, [{"contact_id": contact_id, **row.columns()} for row in new])
+    update_sightings(session, contact_id, extended)
+    return bool(new or extended)
+
+
+def apply_sightings(known: dict[tuple[str, str], ValueRow], sightings: Iterable[tuple[int, Observed]], origin
+                    ) -> tuple[list[ValueRow], list[ValueRow]]:
+    """Add the sightings to `known` (a contact's rows by (field, hash), changed in place): the rows they add, and the
+    rows already there that they extend."""
+    new: dict[tuple[str, str], ValueRow] = {}        # inserted with whatever the later sightings add
     extended: dict[tuple[str, str], ValueRow] = {}
     for position, observed in sightings:
         key = (observed.field, value_hash(observed.value))
@@ -102,12 +107,19 @@ def record_values(session: Session, contact_id: int, sightings: Iterable[tuple[i
         elif _extend(row, origin.event_id, position, origin.received_at, origin.provider, origin.source) \
                 and key not in new:
             extended[key] = row
-    if new:
-        session.execute(_INSERT_VALUES, [{"contact_id": contact_id, **row.columns()} for row in new.values()])
-    if extended:
+    return list(new.values()), list(extended.values())
+
+
+def insert_values(session: Session, rows: list[tuple[int, ValueRow]]) -> None:
+    """New rows, `(contact_id, row)`, of any number of contacts in one statement."""
+    if rows:
+        session.execute(_INSERT_VALUES, [{"contact_id": contact_id, **row.columns()} for contact_id, row in rows])
+
+
+def update_sightings(session: Session, contact_id: int, rows: list[ValueRow]) -> None:
+    if rows:
         session.execute(_UPDATE_VALUE, [{"row_contact_id": contact_id, "row_field": row.field,
-                                         "row_hash": row.value_hash, **row.sightings()} for row in extended.values()])
-    return bool(new or extended)
+                                         "row_hash": row.value_hash, **row.sightings()} for row in rows])
 
 
 def _stored_values(session: Session, contact_id: int, sightings: list[tuple[int, Observed]]
@@ -147,17 +159,20 @@ def move_values(session: Session, loser: int, survivor: int) -> None:
     session.flush()
 
 
-def refresh_display(session: Session, contact_id: int, policy: PrimaryPolicy,
-                    created: dict[tuple[str, str], ValueRow] | None = None) -> bool:
-    """Choose the contact's display values by the policy; True if any of them changed.
+def refresh_display(session: Session, contact_id: int, policy: PrimaryPolicy) -> bool:
+    """Choose the contact's display values by the policy; True if any of them changed."""
+    rows = [ValueRow(**row) for row in session.execute(_DISPLAY_VALUES, {"contact_id": contact_id}).mappings()]
+    shown = session.execute(_SHOWN, {"contact_id": contact_id}).one()._asdict()
+    chosen = choose_display(rows, policy)
+    if chosen == shown:
+        return False
+    session.execute(_SET_DISPLAY, {"contact_id": contact_id, **chosen, "updated_at": utcnow()})
+    return True
 
-    `created`: every value of a contact this transaction created (whose display values are all still empty).
-    """
-    if created is None:
-        rows = [ValueRow(**row) for row in session.execute(_DISPLAY_VALUES, {"contact_id": contact_id}).mappings()]
-        shown = session.execute(_SHOWN, {"contact_id": contact_id}).one()._asdict()
-    else:
-        rows, shown = [row for row in created.values() if row.field in DISPLAY_FIELDS], EMPTY_DISPLAY
+
+def choose_display(rows: Iterable[ValueRow], policy: PrimaryPolicy) -> dict[str, str | None]:
+    """{display column: value} chosen by the policy from a contact's value rows."""
+    rows = [row for row in rows if row.field in DISPLAY_FIELDS]
     chosen: dict[str, str | None] = dict(EMPTY_DISPLAY)
     for field, column in DISPLAY_FIELDS.items():
         candidates = [row for row in rows if row.field == field]
@@ -166,10 +181,15 @@ def refresh_display(session: Session, contact_id: int, policy: PrimaryPolicy,
         if candidates:
             best = min(candidates, key=_primary_order(policy))
             chosen[column] = best.normalised if field in NORMALISED_FIELDS else best.value
-    if chosen == shown:
-        return False
-    session.execute(_SET_DISPLAY, {"contact_id": contact_id, **chosen, "updated_at": utcnow()})
-    return True
+    return chosen
+
+
+def set_displays(session: Session, displays: dict[int, dict[str, str | None]]) -> None:
+    """Write several contacts' display values (and `updated_at`) in one statement."""
+    if displays:
+        now = utcnow()
+        session.execute(_SET_DISPLAY, [{"contact_id": contact_id, **chosen, "updated_at": now}
+                                       for contact_id, chosen in sorted(displays.items())])
 
 
 def _primary_order(policy: PrimaryPolicy):

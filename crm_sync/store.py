@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.orm import Session
 
 from crm_sync.facts import RecordFacts, facts_of
+from crm_sync.fresh_contacts import FreshContacts
 from crm_sync.identity import Origin, resolve_contacts
 from crm_sync.interactions import RecordedInteraction, record_interaction
 from crm_sync.known_owners import KnownOwners
@@ -49,20 +50,27 @@ def facts_for(origin: Origin, records: list[CanonicalRecord], options: StoreOpti
 
 
 def apply_event(session: Session, origin: Origin, records: list[CanonicalRecord], options: StoreOptions,
-                facts: list[RecordFacts] | None = None, known: KnownOwners | None = None) -> Applied:
+                facts: list[RecordFacts] | None = None, known: KnownOwners | None = None,
+                fresh: FreshContacts | None = None) -> Applied:
     """Resolve each record's person, keep what it says, record its interaction; `facts`: the records' facts if
-    computed already, `known`: the identity owners the transaction knows (see crm_sync.known_owners)."""
+    computed already, `known`: the identity owners the transaction knows (see crm_sync.known_owners), `fresh`: the
+    contacts it creates, whose writes the caller finishes (see crm_sync.fresh_contacts); without it, this event's
+    own are finished here."""
     facts = facts if facts is not None else facts_for(origin, records, options)
-    resolution = resolve_contacts(session, [item.claims for item in facts], origin, known)
-    changed = set(resolution.created) | set(resolution.merged.values())
-    # A contact this transaction created has no values but the ones it records: no need to read them back.
-    created_values: dict[int, dict] = {contact_id: {} for contact_id in resolution.created}
+    own = fresh is None
+    fresh = FreshContacts(options.primary_policy) if fresh is None else fresh
+    resolution = resolve_contacts(session, [item.claims for item in facts], origin, known, fresh)
+    fresh.adopt(resolution.created)
+    changed = set(resolution.merged.values())
     position = 0
     for contact_id, item in zip(resolution.contact_ids, facts):
         sightings = list(enumerate(item.observed, start=position))
         position += len(sightings)
-        if contact_id is not None and record_values(session, contact_id, sightings, origin,
-                                                    created_values.get(contact_id)):
+        if contact_id is None or not sightings:
+            continue
+        if fresh.tracks(contact_id):
+            fresh.record(session, contact_id, sightings, origin)
+        elif record_values(session, contact_id, sightings, origin):
             changed.add(contact_id)
     interactions: list[RecordedInteraction | None] = [None] * len(records)
     # In key order, like every other row this transaction locks.
@@ -72,6 +80,8 @@ def apply_event(session: Session, origin: Origin, records: list[CanonicalRecord]
             session, resolution.contact_ids[index], records[index].interaction, facts[index].natural_key, origin,
             index, records[index].event_type)
     for contact_id in sorted(changed):
-        if not refresh_display(session, contact_id, options.primary_policy, created_values.get(contact_id)):
+        if not fresh.tracks(contact_id) and not refresh_display(session, contact_id, options.primary_policy):
             touch(session, contact_id)
+    if own:
+        fresh.finish(session)
     return Applied(resolution.contact_ids, interactions, resolution.merged)

@@ -1,0 +1,120 @@
+"""New people in one task message: their contacts are inserted together, their values and display values written
+together when the message's transaction ends (crm_sync.fresh_contacts), and nothing of it differs from processing
+the events one by one. On SQLite and PostgreSQL, through the real event store and `process_events`."""
+from __future__ import annotations
+
+from crm_sync.schema import Contact
+from tests.contacts.conftest import chat, report, visitor
+from tests.support.recording import statements_while
+
+EMAIL = "ivan.petrov@example.ru"
+PHONE = "+79161234567"
+
+
+def statements_starting(store, action, *prefixes: str) -> list[str]:
+    """The statements of `action` that start with any of the prefixes (whitespace and case aside)."""
+    normal = [" ".join(statement.split()).upper() for statement in statements_while(store.runtime.engine, action)]
+    return [statement for statement in normal if statement.startswith(tuple(p.upper() for p in prefixes))]
+
+
+def new_people(store, count: int) -> list[int]:
+    return [store.deliver(report(visitor(f"Person {n}", email=f"p{n}@example.com"), chat(f"jivo:{n}")))
+            for n in range(count)]
+
+
+def every_contact_row(store) -> list[Contact]:
+    """Live, merged and any left-over contact rows alike."""
+    with store.session() as session:
+        return list(session.query(Contact).order_by(Contact.id))
+
+
+def test_a_message_of_six_new_people_inserts_their_contacts_in_one_statement(store):
+    events = new_people(store, 6)
+
+    inserts = statements_starting(store, lambda: store.process(*events), "INSERT INTO contacts ")
+
+    assert len(inserts) == 1
+    assert len(store.contacts()) == 6
+
+
+def test_a_message_of_six_new_people_inserts_their_values_in_one_statement(store):
+    events = new_people(store, 6)
+
+    inserts = statements_starting(store, lambda: store.process(*events), "INSERT INTO contact_values")
+
+    assert len(inserts) == 1
+    assert all(len(store.values(contact.id)) == 2 for contact in store.contacts())   # a name and an email each
+
+
+def test_a_message_of_six_new_people_writes_their_display_values_in_one_statement(store):
+    events = new_people(store, 6)
+
+    updates = statements_starting(store, lambda: store.process(*events), "UPDATE contacts SET")
+
+    assert len(updates) == 1
+    assert sorted((c.name, c.primary_email) for c in store.contacts()) == [
+        (f"Person {n}", f"p{n}@example.com") for n in range(6)]
+
+
+def test_a_new_person_named_by_two_events_of_a_message_leaves_no_spare_contact(store):
+    events = [store.deliver(report(visitor(email=EMAIL), chat(f"jivo:{n}"))) for n in range(3)]
+
+    store.process(*events)
+
+    assert [contact.id for contact in every_contact_row(store)] == [store.only_contact().id]
+
+
+def test_a_later_event_of_the_message_extends_the_value_an_earlier_one_recorded(store):
+    first = store.deliver(report(visitor("Ivan", email=EMAIL), chat("jivo:1")))
+    second = store.deliver(report(visitor("Ivan", email=EMAIL), chat("jivo:2")))
+
+    store.process(first, second)
+
+    rows = store.values(store.only_contact().id)
+    assert [(row.field, row.first_event_id, row.last_event_id) for row in rows] == [
+        ("email", first, second), ("name", first, second)]
+
+
+def test_keep_first_shows_the_first_name_a_message_gave_a_new_person(store):
+    events = [store.deliver(report(visitor(name, email=EMAIL), chat(f"jivo:{n}")))
+              for n, name in enumerate(["Ivan", "Ivan Petrov"])]
+
+    store.process(*events)
+
+    assert store.only_contact().name == "Ivan"
+
+
+def test_prefer_newest_shows_the_last_name_a_message_gave_a_new_person(make_store):
+    store = make_store(primary_policy="prefer_newest")
+    events = [store.deliver(report(visitor(name, email=EMAIL), chat(f"jivo:{n}")))
+              for n, name in enumerate(["Ivan", "Ivan Petrov"])]
+
+    store.process(*events)
+
+    assert store.only_contact().name == "Ivan Petrov"
+
+
+def test_a_new_person_merged_into_a_known_one_later_in_the_message_keeps_every_value(store):
+    store.receive(report(visitor("Ivan", phone=PHONE), chat("jivo:1")))
+    known_contact = store.only_contact().id
+    new = store.deliver(report(visitor("Ivan Petrov", email=EMAIL), chat("jivo:2")))
+    linking = store.deliver(report(visitor(email=EMAIL, phone="8 916 1234567"), chat("jivo:3")))
+
+    store.process(new, linking)
+
+    contact = store.only_contact()
+    assert contact.id == known_contact
+    assert (contact.name, contact.primary_email, contact.primary_phone) == ("Ivan", EMAIL, PHONE)
+    assert sorted((row.field, row.value) for row in store.values(contact.id)) == [
+        ("email", EMAIL), ("name", "Ivan"), ("name", "Ivan Petrov"), ("phone", PHONE), ("phone", "8 916 1234567")]
+
+
+def test_the_merged_away_new_contact_still_shows_what_it_was_given(store):
+    store.receive(report(visitor("Ivan", phone=PHONE), chat("jivo:1")))
+    new = store.deliver(report(visitor("Ivan Petrov", email=EMAIL), chat("jivo:2")))
+    linking = store.deliver(report(visitor(email=EMAIL, phone=PHONE), chat("jivo:3")))
+
+    store.process(new, linking)
+
+    merged = [row for row in every_contact_row(store) if row.merged_into is not None]
+    assert [(row.name, row.primary_email) for row in merged] == [("Ivan Petrov", EMAIL)]
