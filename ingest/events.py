@@ -1,22 +1,19 @@
-"""The raw event store: a committed write before each reply (shared by concurrent requests on PostgreSQL), race-safe
-deduplication, and the outbox's and replay's transitions (the processing attempt's are in ingest.attempts).
+"""The raw event store: one committed write per request, race-safe deduplication, and the outbox's and replay's
+transitions (the processing attempt's are in ingest.attempts).
 
 Every transition is a conditional UPDATE, so a relay or replay that runs twice, or two at once, cannot move an event
 twice: correctness comes from the database, never from the broker.
 """
 from __future__ import annotations
 
-import threading
-import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from sqlalchemy import Engine, Insert, Row, bindparam, func, or_, select, update
+from sqlalchemy import Engine, Insert, Row, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
-from ingest.db import execute_committed, execute_committed_rows, insert_for
-from ingest.group_commit import GroupCommitter
+from ingest.db import execute_committed, insert_for
 from ingest.providers.base import RawRequest
 from ingest.schema import FINAL_STATUSES, Event, EventStatus, utcnow
 
@@ -38,12 +35,10 @@ def storable_headers(headers: dict[str, str], secret_headers: frozenset[str]) ->
 
 def store_event(engine: Engine, *, source: str, provider: str, dedup_key: str, request: RawRequest,
                 secret_headers: frozenset[str] = frozenset()) -> StoredEvent:
-    """INSERT the request, or count a redelivery on the first one: one committed statement, race-safe.
+    """INSERT the request, or count a redelivery on the first one: one statement, one commit, race-safe.
 
     `ON CONFLICT DO UPDATE … RETURNING` returns the first event's row under any concurrency, which is why a
-    redelivery gets the very same reply (and Roistat the very same order_id) as the first delivery did. On
-    PostgreSQL + psycopg the concurrent requests of this process share the statement and its commit (see
-    `event_committer`); either way this returns only once the row is committed.
+    redelivery gets the very same reply (and Roistat the very same order_id) as the first delivery did.
     """
     now = utcnow()
     row_values = {
@@ -53,11 +48,8 @@ def store_event(engine: Engine, *, source: str, provider: str, dedup_key: str, r
         "content_type": request.content_type, "remote_addr": request.remote_addr,
         "received_at": now, "duplicate_count": 0, "status": EventStatus.RECEIVED, "enqueued_at": now, "attempts": 0,
     }
-    if _groups_commits(engine):
-        event_id, duplicate_count, received_at = event_committer(engine).submit(row_values)
-    else:
-        event_id, duplicate_count, received_at = execute_committed(engine, _upsert_statement(engine), row_values,
-                                                                    _driver_values)
+    event_id, duplicate_count, received_at = execute_committed(engine, _upsert_statement(engine), row_values,
+                                                                _driver_values)
     return StoredEvent(id=event_id, is_duplicate=duplicate_count > 0, duplicate_count=duplicate_count,
                        received_at=received_at)
 
@@ -87,83 +79,6 @@ def _upsert_statement(engine: Engine) -> Insert:
             set_={"duplicate_count": table.c.duplicate_count + 1, "last_duplicate_at": insert.excluded.received_at},
         ).returning(table.c.id, table.c.duplicate_count, table.c.received_at)
         _upsert_statements[engine.dialect.name] = statement
-    return statement
-
-
-def _groups_commits(engine: Engine) -> bool:
-    """Where each statement is its own commit through the driver (psycopg, autocommit), so a shared statement is a
-    shared commit. SQLite writes one at a time anyway: it keeps one statement per request."""
-    return engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg"
-
-
-StoredRow = tuple[int, int, datetime]  # id, duplicate_count, received_at
-_committers: weakref.WeakKeyDictionary[Engine, GroupCommitter[dict, StoredRow]] = weakref.WeakKeyDictionary()
-_committers_lock = threading.Lock()
-
-
-def event_committer(engine: Engine) -> GroupCommitter[dict, StoredRow]:
-    """The process's group committer of raw events into this engine's database (ingest.group_commit)."""
-    committer = _committers.get(engine)
-    if committer is None:
-        with _committers_lock:
-            committer = _committers.get(engine)
-            if committer is None:
-                engine_ref = weakref.ref(engine)  # the committer lives with the engine and must not keep it alive
-                committer = _committers[engine] = GroupCommitter(lambda rows: _upsert_batch(engine_ref(), rows))
-    return committer
-
-
-def _upsert_batch(engine: Engine, rows: list[dict]) -> list[StoredRow]:
-    """The rows of concurrent requests in one statement; each request's row as if they had run one after another.
-
-    PostgreSQL refuses a statement that upserts one row twice, so the k copies of one (source, dedup_key) go in as
-    one row carrying their k-1 redeliveries: inserted, it has duplicate_count k-1; on conflict the stored count grows
-    by k. The copy that came last sees the final count, each earlier one a count one lower; the first copy of a new
-    row sees 0, so exactly one request is not a duplicate. RETURNING's order is not promised: rows match by key.
-    """
-    copies: dict[tuple[str, str], list[int]] = {}
-    for position, row in enumerate(rows):
-        copies.setdefault((row["source"], row["dedup_key"]), []).append(position)
-    merged = [_merged_copies(rows[positions[0]], rows[positions[-1]], len(positions)) for positions in copies.values()]
-    values = {f"{name}_r{index}": value
-              for index, row in enumerate(merged) for name, value in _driver_values(row).items()}
-    stored = {(source, dedup_key): (event_id, duplicate_count, received_at)
-              for event_id, duplicate_count, received_at, source, dedup_key
-              in execute_committed_rows(engine, _batch_upsert_statement(engine, len(merged)), values)}
-    results: list[StoredRow] = [None] * len(rows)
-    for key, positions in copies.items():
-        event_id, duplicate_count, received_at = stored[key]
-        for later_copies, position in enumerate(reversed(positions)):
-            results[position] = (event_id, duplicate_count - later_copies, received_at)
-    return results
-
-
-def _merged_copies(first: dict, last: dict, copies: int) -> dict:
-    """The first copy's request, counting the others as its redeliveries, the last of them received last."""
-    return {**first, "duplicate_count": copies - 1, "last_duplicate_at": last["received_at"] if copies > 1 else None}
-
-
-_batch_upsert_statements: dict[tuple[str, int], Insert] = {}
-
-
-def _batch_upsert_statement(engine: Engine, size: int) -> Insert:
-    """`_upsert_statement` for `size` rows (parameters `<column>_r<row>`), built once per size: its compiled and
-    prepared form is reused as the single-row statement's is."""
-    statement = _batch_upsert_statements.get((engine.dialect.name, size))
-    if statement is None:
-        table = Event.__table__
-        columns = (*_UPSERT_COLUMNS, "last_duplicate_at")
-        insert = insert_for(engine)(table).values(
-            [{name: bindparam(f"{name}_r{index}", type_=table.c[name].type) for name in columns}
-             for index in range(size)])
-        statement = insert.on_conflict_do_update(
-            index_elements=[table.c.source, table.c.dedup_key],
-            set_={"duplicate_count": table.c.duplicate_count + insert.excluded.duplicate_count + 1,
-                  "last_duplicate_at": func.coalesce(insert.excluded.last_duplicate_at, insert.excluded.received_at)},
-        ).returning(table.c.id, table.c.duplicate_count, table.c.received_at, table.c.source, table.c.dedup_key)
-        # Two engines' leaders may build one size at once: both must use the one kept, since the compiled form is
-        # cached by the statement's id, which a discarded statement's would free for reuse.
-        statement = _batch_upsert_statements.setdefault((engine.dialect.name, size), statement)
     return statement
 
 
