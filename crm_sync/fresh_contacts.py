@@ -39,6 +39,7 @@ class FreshContacts:
         self._reserved: list[int] = []
         self._values: dict[int, dict[tuple[str, str], ValueRow]] = {}   # tracked contacts: every row they have
         self._pending: dict[tuple[int, str, str], ValueRow] = {}        # rows not inserted yet
+        self._made: dict[int, set[int]] = {}                            # event id -> contacts taken ahead for it
 
     def reserve(self, session: Session, count: int) -> None:
         """Insert `count` contacts for `take` to hand out, in one statement."""
@@ -54,6 +55,14 @@ class FreshContacts:
         from crm_sync.identity import create_contact
 
         return create_contact(session)
+
+    def made(self, event_id: int, contact_id: int) -> None:
+        """A contact taken ahead of the event's resolution (see identity.claim_new_people), for it to claim as new."""
+        self._made.setdefault(event_id, set()).add(contact_id)
+
+    def made_for_event(self, event_id: int) -> set[int]:
+        """The contacts taken ahead for this event (once: its resolution takes them over)."""
+        return self._made.pop(event_id, set())
 
     def adopt(self, contact_ids: Iterable[int]) -> None:
         """Contacts a resolution created: they have no values yet, and are tracked from here on."""

@@ -76,6 +76,8 @@ def resolve_contacts(session: Session, claim_sets: list[tuple[Claim, ...]], orig
     if not keys:
         return resolution
     owners, new = _claim(session, claim_sets, keys, origin, known, fresh)
+    if fresh is not None:
+        new |= fresh.made_for_event(origin.event_id)
     live = lock_live_contacts(session, set(owners.values()) - new)
     contact_of = {key: owner if owner in new else live[owner] for key, owner in owners.items()}
     survivor_of: dict[int, int] = {}
@@ -167,6 +169,29 @@ def _claim_missing(session: Session, claim_sets: list[tuple[Claim, ...]], owners
     if won != set(pending):
         return new, None
     return new, {key: contact_id for key, (_, contact_id) in pending.items()}
+
+
+def claim_new_people(session: Session, people: list[tuple[Origin, tuple[Claim, ...]]], known: KnownOwners,
+                     fresh: FreshContacts) -> None:
+    """Before a transaction's events are resolved: claim in one statement, each for a new contact, the keys of
+    records that nobody owns and that no other record of the transaction names, which is what each record's own
+    resolution would claim. The owners go to `known` and the contacts to `fresh` (for their event's resolution to
+    treat as its own new ones); a key that a concurrent claim won is forgotten, so that resolution reads its owner
+    and merges as usual."""
+    if not people:
+        return
+    now, rows = utcnow(), []
+    for origin, claims in people:
+        contact_id = fresh.take(session)
+        fresh.made(origin.event_id, contact_id)
+        rows += [{"kind": claim.kind, "value": claim.value, "scope": claim.scope, "role": claim.role,
+                  "contact_id": contact_id, "first_event_id": origin.event_id, "source": origin.source,
+                  "created_at": now} for claim in claims]
+    rows.sort(key=lambda row: (row["kind"], row["value"], row["scope"]))   # the global claim order
+    won = {(row.kind, row.value, row.scope) for row in session.execute(_claim_statement(dialect_of(session)), rows)}
+    known.learn({(row["kind"], row["value"], row["scope"]): row["contact_id"] for row in rows
+                 if (row["kind"], row["value"], row["scope"]) in won})
+    known.forget({(row["kind"], row["value"], row["scope"]) for row in rows} - won)
 
 
 def create_contact(session: Session) -> int:

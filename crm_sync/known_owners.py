@@ -42,6 +42,11 @@ class KnownOwners:
                     self._owners[claim.key] = contact_id
                     self._looked_up.add(claim.key)
 
+    def learn(self, owners: dict[Key, int]) -> None:
+        """Keys this transaction has just claimed, and their contacts."""
+        self._owners.update(owners)
+        self._looked_up.update(owners)
+
     def forget(self, keys: Iterable[Key]) -> None:
         """A concurrent transaction won some of these keys: they are read again next time."""
         for key in keys:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections import Counter
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from crm_sync.delivery.planning import plan_deliveries
 from crm_sync.facts import RecordFacts
 from crm_sync.fresh_contacts import FreshContacts
-from crm_sync.identity import Origin
+from crm_sync.identity import Origin, claim_new_people
 from crm_sync.interactions import RecordedInteraction, record_reports
 from crm_sync.known_owners import KnownOwners
 from crm_sync.model import CanonicalRecord
@@ -206,16 +207,22 @@ def _process_held(event: Row, attempt: int, session: Session, options: StoreOpti
 
 def _prepare(session: Session, held: dict[int, Row], attempts: dict[int, Attempt], options: StoreOptions
              ) -> tuple[dict[int, Parsed | Processed], KnownOwners, FreshContacts]:
-    """Parse every held event, read the owners of all the identity keys they mention in one statement, and insert
-    in one more a contact for each record that has a key nobody owns (the most new people the events can bring)."""
-    parsed = {event_id: _parse(event, attempts[event_id].number, options) for event_id, event in held.items()}
-    claim_sets = [facts.claims for item in parsed.values() if isinstance(item, Parsed) for facts in item.facts]
-    keys = {claim.key for claims in claim_sets for claim in claims}
+    """Parse every held event and read the owners of all the identity keys they mention, in one statement; insert
+    in one more a contact for each record that has a key nobody owns (the most new people the events can bring),
+    and in a third claim the keys of the records that are plainly new people (see identity.claim_new_people)."""
+    parsed = {event_id: _parse(event, attempts[event_id].number, options) for event_id, event in sorted(held.items())}
+    records = [(_origin(held[event_id]), facts.claims) for event_id, item in parsed.items() if isinstance(item, Parsed)
+               for facts in item.facts if facts.claims]
+    keys = {claim.key for _, claims in records for claim in claims}
     known = KnownOwners()
     known.prefetch(session, keys)
     owned = known.owners_of(session, keys)
     fresh = FreshContacts(options.primary_policy)
-    fresh.reserve(session, sum(1 for claims in claim_sets if any(claim.key not in owned for claim in claims)))
+    fresh.reserve(session, sum(1 for _, claims in records if any(claim.key not in owned for claim in claims)))
+    named = Counter(key for _, claims in records for key in {claim.key for claim in claims})
+    claim_new_people(session, [(origin, claims) for origin, claims in records
+                               if all(claim.key not in owned and named[claim.key] == 1 for claim in claims)],
+                     known, fresh)
     return parsed, known, fresh
 
 

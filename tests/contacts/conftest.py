@@ -23,6 +23,8 @@ from ingest.events import reset_for_replay, store_event
 from ingest.providers.base import RawRequest
 from ingest.runtime import Runtime
 from ingest.schema import Event
+from tests.conftest import truncate_postgres
+from tests.contacts.provider_requests import PROVIDER_SOURCES
 from tests.contacts.scripted import SCRIPTED
 
 SCRIPTED_SOURCES = {"scripted": {"provider": SCRIPTED}, "scripted-other": {"provider": SCRIPTED}}
@@ -144,6 +146,15 @@ def make_store(database_url, make_settings) -> Iterator[Callable[..., StoreHarne
 @pytest.fixture
 def store(make_store) -> StoreHarness:
     return make_store()
+
+
+@pytest.fixture
+def pg_store(postgres_schema_url, make_settings) -> Iterator[StoreHarness]:
+    """A harness on PostgreSQL only, emptied first: for what needs two writers at once (SQLite has one)."""
+    truncate_postgres(postgres_schema_url)
+    runtime = Runtime(make_settings(postgres_schema_url, sources={**SCRIPTED_SOURCES, **PROVIDER_SOURCES}))
+    yield StoreHarness(runtime, StoreOptions.from_settings(runtime.settings))
+    runtime.close()
 
 
 # --- record builders: what a provider reports, in a line --------------------------------------------------------------

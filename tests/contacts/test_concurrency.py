@@ -9,7 +9,6 @@ import os
 import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterator
 
 import pytest
 from sqlalchemy import func, select
@@ -30,14 +29,6 @@ from tests.support.workers import start_worker_process, write_config
 
 WORKERS = 8
 EMAIL, PHONE = "ivan.petrov@example.ru", "+79161234567"
-
-
-@pytest.fixture
-def pg_store(postgres_schema_url, make_settings) -> Iterator[StoreHarness]:
-    truncate_postgres(postgres_schema_url)
-    runtime = Runtime(make_settings(postgres_schema_url, sources={**SCRIPTED_SOURCES, **PROVIDER_SOURCES}))
-    yield StoreHarness(runtime, StoreOptions.from_settings(runtime.settings))
-    runtime.close()
 
 
 def process_concurrently(store: StoreHarness, event_ids: list[int], workers: int = WORKERS,

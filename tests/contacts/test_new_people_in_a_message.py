@@ -3,8 +3,17 @@ together when the message's transaction ends (crm_sync.fresh_contacts), and noth
 the events one by one. On SQLite and PostgreSQL, through the real event store and `process_events`."""
 from __future__ import annotations
 
+import pytest
+
+from crm_sync.fresh_contacts import FreshContacts
+from crm_sync.identity import Origin, claim_new_people
+from crm_sync.known_owners import KnownOwners
 from crm_sync.schema import Contact
+from crm_sync.store import apply_event, facts_for
+from ingest.db import transaction
+from ingest.schema import utcnow
 from tests.contacts.conftest import chat, report, visitor
+from tests.contacts.scripted import SCRIPTED
 from tests.support.recording import statements_while
 
 EMAIL = "ivan.petrov@example.ru"
@@ -54,6 +63,37 @@ def test_a_message_of_six_new_people_writes_their_display_values_in_one_statemen
     assert len(updates) == 1
     assert sorted((c.name, c.primary_email) for c in store.contacts()) == [
         (f"Person {n}", f"p{n}@example.com") for n in range(6)]
+
+
+def test_a_message_of_six_new_people_claims_their_identities_in_one_statement(store):
+    events = new_people(store, 6)
+
+    claims = statements_starting(store, lambda: store.process(*events), "INSERT INTO contact_identities")
+
+    assert len(claims) == 1
+    assert sorted(contact.person_identities for contact in store.contacts()) == sorted(
+        frozenset({("email", f"p{n}@example.com")}) for n in range(6))
+
+
+@pytest.mark.postgres
+def test_a_new_person_whose_key_another_transaction_claimed_meanwhile_ends_on_that_contact(pg_store):
+    store = pg_store
+    records = [report(visitor(email=EMAIL, phone=PHONE), chat("jivo:2"))]
+    event_id = store.deliver(*records)
+
+    with transaction(store.runtime.sessions) as session:
+        origin = Origin(event_id, "scripted", SCRIPTED, utcnow())
+        facts = facts_for(origin, records, store.options)
+        known, fresh = KnownOwners(), FreshContacts(store.options.primary_policy)
+        known.prefetch(session, [claim.key for claim in facts[0].claims])   # nobody owns the email yet
+        store.receive(report(visitor("Ivan", email=EMAIL), chat("jivo:1")))  # another transaction claims it
+        claim_new_people(session, [(origin, facts[0].claims)], known, fresh)
+        apply_event(session, origin, records, store.options, facts, known, fresh)
+        fresh.finish(session)
+
+    contact = store.only_contact()
+    assert contact.person_identities == {("email", EMAIL), ("phone", PHONE)}
+    assert [row.id for row in every_contact_row(store)] == [contact.id]
 
 
 def test_a_new_person_named_by_two_events_of_a_message_leaves_no_spare_contact(store):
