@@ -68,6 +68,16 @@ def make_sessions(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+def make_read_sessions(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for reads that write nothing (a provider's synchronous reply): on PostgreSQL each statement is its
+    own transaction, as it is its own snapshot already under READ COMMITTED, which spares a reply the BEGIN and the
+    ROLLBACK round trips. SQLite keeps its explicit transactions (switching its driver's isolation level back and
+    forth would undo the BEGIN recipe above)."""
+    if engine.dialect.name != "postgresql":
+        return make_sessions(engine)
+    return make_sessions(engine.execution_options(isolation_level="AUTOCOMMIT"))
+
+
 @contextmanager
 def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
     """A session whose work is committed on success and rolled back on any exception."""

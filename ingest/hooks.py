@@ -87,7 +87,7 @@ def _accept(runtime: Runtime, source: SourceSettings, provider: Provider) -> tup
     log.info("event redelivered, counted on the first" if stored.is_duplicate else "event stored", extra={
         "event_id": stored.id, "source": source.name, "provider": source.provider,
         "outcome": "duplicate" if stored.is_duplicate else "accepted"})
-    reply = _reply(provider, ReplyContext(stored, raw, source, runtime.sessions, runtime.settings))
+    reply = _reply(provider, ReplyContext(stored, raw, source, runtime.read_sessions, runtime.settings))
     return reply, (None if stored.is_duplicate else stored.id)
 
 

@@ -15,5 +15,5 @@ class ReplyContext:
     event: StoredEvent
     request: RawRequest
     source: SourceSettings
-    sessions: sessionmaker[Session]
+    sessions: sessionmaker[Session]   # for reads only: each statement may be its own transaction
     settings: Settings

@@ -8,7 +8,7 @@ from celery import Celery
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from ingest.db import make_engine, make_sessions
+from ingest.db import make_engine, make_read_sessions, make_sessions
 from ingest.outbox import Outbox
 from ingest.settings import Settings, load_settings
 
@@ -31,6 +31,11 @@ class Runtime:
     @cached_property
     def sessions(self) -> sessionmaker[Session]:
         return make_sessions(self.engine)
+
+    @cached_property
+    def read_sessions(self) -> sessionmaker[Session]:
+        """Sessions for what only reads (a provider's synchronous reply): see ingest.db.make_read_sessions."""
+        return make_read_sessions(self.engine)
 
     @cached_property
     def celery(self) -> Celery:
