@@ -102,6 +102,24 @@ def test_emails_phones_and_message_text_are_masked(log_lines):
     assert line["text"] == "<text>"
 
 
+def test_a_bare_phone_number_is_masked_in_a_line_with_no_other_mark(log_lines):
+    read = log_lines("json")
+    logging.getLogger("t").warning("caller 89161234567 left no name", extra={"caller": "8 916 123 45 67"})
+
+    line = read()[-1]
+
+    assert (line["message"], line["caller"]) == ("caller <phone> left no name", "<phone>")
+
+
+def test_a_line_with_nothing_personal_is_written_as_it_was_logged(log_lines):
+    read = log_lines("json")
+    logging.getLogger("t").warning("event stored, 3 of 12 in batch 4", extra={"source": "jivo-main", "attempt": 2})
+
+    line = read()[-1]
+
+    assert (line["message"], line["source"], line["attempt"]) == ("event stored, 3 of 12 in batch 4", "jivo-main", 2)
+
+
 def test_exception_text_is_masked_too(log_lines):
     read = log_lines("json")
     try:
