@@ -172,18 +172,19 @@ def _claim_missing(session: Session, claim_sets: list[tuple[Claim, ...]], owners
 
 
 def claim_new_people(session: Session, people: list[tuple[Origin, tuple[Claim, ...]]], known: KnownOwners,
-                     fresh: FreshContacts) -> None:
+                     fresh: FreshContacts) -> list[int | None]:
     """Before a transaction's events are resolved: claim in one statement, each for a new contact, the keys of
     records that nobody owns and that no other record of the transaction names, which is what each record's own
     resolution would claim. The owners go to `known` and the contacts to `fresh` (for their event's resolution to
     treat as its own new ones); a key that a concurrent claim won is forgotten, so that resolution reads its owner
-    and merges as usual."""
+    and merges as usual. Returns each record's contact if it won all its keys (its resolution will end on it)."""
     if not people:
-        return
-    now, rows = utcnow(), []
+        return []
+    now, rows, contacts = utcnow(), [], []
     for origin, claims in people:
         contact_id = fresh.take(session)
         fresh.made(origin.event_id, contact_id)
+        contacts.append(contact_id)
         rows += [{"kind": claim.kind, "value": claim.value, "scope": claim.scope, "role": claim.role,
                   "contact_id": contact_id, "first_event_id": origin.event_id, "source": origin.source,
                   "created_at": now} for claim in claims]
@@ -192,6 +193,8 @@ def claim_new_people(session: Session, people: list[tuple[Origin, tuple[Claim, .
     known.learn({(row["kind"], row["value"], row["scope"]): row["contact_id"] for row in rows
                  if (row["kind"], row["value"], row["scope"]) in won})
     known.forget({(row["kind"], row["value"], row["scope"]) for row in rows} - won)
+    return [contact_id if all(claim.key in won for claim in claims) else None
+            for contact_id, (_, claims) in zip(contacts, people)]
 
 
 def create_contact(session: Session) -> int:

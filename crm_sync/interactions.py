@@ -73,24 +73,75 @@ def record_interaction(session: Session, contact_id: int, interaction: Interacti
     returned interaction's report row (`record_reports`) before its transaction ends."""
     now = utcnow()
     stamp = [origin.event_id, index]
-    after = merge_report(_unreported(contact_id, interaction, origin), interaction, stamp)
-    key = {"source": origin.source, "provider": interaction.provider, "natural_key": natural_key}
-    inserted = session.execute(_insert_statement(dialect_of(session)), {
-        **key, **after, "conversation_id": interaction.conversation_id, "external_id": interaction.external_id,
-        "created_at": now, "updated_at": now}).first()
+    first = FirstReport(contact_id, interaction, natural_key, origin, index, event_type)
+    after, row = first.row(now)
+    inserted = session.execute(_insert_statement(dialect_of(session)), row).first()
     if inserted is not None:
-        interaction_id = inserted.id
-    else:  # reported before: merge into what is stored
-        row = session.execute(_LOCK_STORED, {f"stored_{name}": value for name, value in key.items()}).one()
-        interaction_id, before = row.id, snapshot(row)
-        after = merge_report(before, interaction, stamp)
-        after["contact_id"] = contact_id  # moves an event-keyed interaction if a replay resolves the person anew
-        if after != before:
-            session.execute(_UPDATE_STORED, {"stored_id": interaction_id, **after, "updated_at": now})
-    report = {"interaction_id": interaction_id, "event_id": origin.event_id, "record_index": index,
-              "event_type": event_type[:200]}
-    return RecordedInteraction(interaction_id, after["contact_id"], after["kind"], after["state"], after["details"],
-                               report)
+        return first.recorded(inserted.id, after)
+    key = {"source": origin.source, "provider": interaction.provider, "natural_key": natural_key}
+    row = session.execute(_LOCK_STORED, {f"stored_{name}": value for name, value in key.items()}).one()
+    interaction_id, before = row.id, snapshot(row)   # reported before: merge into what is stored
+    after = merge_report(before, interaction, stamp)
+    after["contact_id"] = contact_id  # moves an event-keyed interaction if a replay resolves the person anew
+    if after != before:
+        session.execute(_UPDATE_STORED, {"stored_id": interaction_id, **after, "updated_at": now})
+    return first.recorded(interaction_id, after)
+
+
+@dataclass(frozen=True)
+class FirstReport:
+    """A report of an interaction, as the first one: the row it inserts if nobody reported the interaction yet."""
+
+    contact_id: int
+    interaction: Interaction
+    natural_key: str
+    origin: Origin
+    index: int
+    event_type: str
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return self.origin.source, self.interaction.provider, self.natural_key
+
+    def row(self, now: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The merged state of the interaction after this report alone, and the row that stores it."""
+        after = merge_report(_unreported(self.contact_id, self.interaction, self.origin), self.interaction,
+                             [self.origin.event_id, self.index])
+        source, provider, natural_key = self.key
+        return after, {"source": source, "provider": provider, "natural_key": natural_key, **after,
+                       "conversation_id": self.interaction.conversation_id,
+                       "external_id": self.interaction.external_id, "created_at": now, "updated_at": now}
+
+    def recorded(self, interaction_id: int, after: dict[str, Any]) -> RecordedInteraction:
+        report = {"interaction_id": interaction_id, "event_id": self.origin.event_id, "record_index": self.index,
+                  "event_type": self.event_type[:200]}
+        return RecordedInteraction(interaction_id, after["contact_id"], after["kind"], after["state"],
+                                   after["details"], report)
+
+
+def record_first_reports(session: Session, reports: list[FirstReport]) -> dict[tuple[int, int], RecordedInteraction]:
+    """Interactions that no other report of the transaction names, each of a contact the transaction created: the
+    first reports of the new ones inserted in one statement; {(event id, record index): interaction} for those.
+
+    An interaction stored already (or by a concurrent transaction meanwhile) is left out: its event's own
+    `record_interaction` merges the report into it."""
+    if not reports:
+        return {}
+    now = utcnow()
+    rows = {report.key: (report, *report.row(now)) for report in reports}
+    inserted = session.execute(_first_reports_statement(dialect_of(session)),
+                               [row for _, _, row in (rows[key] for key in sorted(rows))])
+    recorded = {}
+    for stored in inserted:
+        report, after, _ = rows[(stored.source, stored.provider, stored.natural_key)]
+        recorded[(report.origin.event_id, report.index)] = report.recorded(stored.id, after)
+    return recorded
+
+
+@cache
+def _first_reports_statement(dialect: str):
+    return _insert_statement(dialect).returning(INTERACTIONS.c.source, INTERACTIONS.c.provider,
+                                                INTERACTIONS.c.natural_key)
 
 
 def record_reports(session: Session, interactions: Iterable[RecordedInteraction | None]) -> None:

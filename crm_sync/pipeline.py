@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import random
-from collections import Counter
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -24,12 +23,9 @@ from sqlalchemy.exc import InterfaceError
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_sync.delivery.planning import plan_deliveries
-from crm_sync.facts import RecordFacts
-from crm_sync.fresh_contacts import FreshContacts
-from crm_sync.identity import Origin, claim_new_people
+from crm_sync.identity import Origin
 from crm_sync.interactions import RecordedInteraction, record_reports
-from crm_sync.known_owners import KnownOwners
-from crm_sync.model import CanonicalRecord
+from crm_sync.prepared import Parsed, Prepared, prepare
 from crm_sync.observe import attempt_context, attempt_ended, attempt_started, not_attempted, observed_attempt
 from crm_sync.store import StoreOptions, apply_event, facts_for
 from ingest.attempts import Attempt, Ending, begin_attempts, finish, finish_all, hold
@@ -104,7 +100,10 @@ def _process_together(sessions: sessionmaker[Session], attempts: dict[int, Attem
     try:
         with transaction(sessions) as session:
             held = hold(session, {event_id: attempt.number for event_id, attempt in attempts.items()})
-            parsed, known, fresh = _prepare(session, held, attempts, options)
+            parsed = {event_id: _parse(event, attempts[event_id].number, options)
+                      for event_id, event in sorted(held.items())}
+            prepared = prepare(session, [(_origin(held[event_id]), item) for event_id, item in parsed.items()
+                                         if isinstance(item, Parsed)], options)
             applied: list[Processed] = []
             for event_id, attempt in sorted(attempts.items()):
                 with attempt_context(event_id, attempt):
@@ -112,12 +111,12 @@ def _process_together(sessions: sessionmaker[Session], attempts: dict[int, Attem
                     started = time.perf_counter()
                     event = held.get(event_id)
                     processed = None if event is None else _process_held(event, attempt.number, session, options,
-                                                                         parsed[event_id], known, fresh)
+                                                                         parsed[event_id], prepared)
                     if processed is not None:
                         applied.append(processed)
                     ran.append((event_id, processed.outcome if processed else Outcome.SKIPPED,
                                 time.perf_counter() - started))
-            fresh.finish(session)
+            prepared.fresh.finish(session)
             planned = _conclude(session, applied, options)
     except Exception as exc:  # nothing of it was kept: each event goes again on its own
         log.info("%d events could not be processed together (%s), so each goes in a transaction of its own",
@@ -169,14 +168,6 @@ def _run_attempt(sessions: sessionmaker[Session], event_id: int, attempt: int, o
             time.sleep(random.uniform(0, 0.01 * tries))  # jitter, so the same two do not collide again
 
 
-@dataclass(frozen=True)
-class Parsed:
-    """An event's canonical records, and what they say about people in the contact store's terms."""
-
-    records: list[CanonicalRecord]
-    facts: list[RecordFacts]
-
-
 def _parse(event: Row, attempt: int, options: StoreOptions) -> Parsed | Processed:
     """The event's records, or its ending if the provider cannot read it or ignores it."""
     def ending(status: EventStatus, **details) -> Processed:
@@ -194,36 +185,14 @@ def _parse(event: Row, attempt: int, options: StoreOptions) -> Parsed | Processe
 
 
 def _process_held(event: Row, attempt: int, session: Session, options: StoreOptions,
-                  parsed: Parsed | Processed | None = None, known: KnownOwners | None = None,
-                  fresh: FreshContacts | None = None) -> Processed:
+                  parsed: Parsed | Processed | None = None, prepared: Prepared | None = None) -> Processed:
     parsed = parsed or _parse(event, attempt, options)
     if isinstance(parsed, Processed):
         return parsed
-    applied = apply_event(session, _origin(event), parsed.records, options, parsed.facts, known, fresh)
+    applied = apply_event(session, _origin(event), parsed.records, options, parsed.facts, prepared)
     result = {"records": [record.model_dump(mode="json", exclude_defaults=True) for record in parsed.records],
               **applied.summary()}   # kept on the event for the admin API
     return Processed(Ending(event.id, attempt, EventStatus.PROCESSED, result=result), applied.interactions)
-
-
-def _prepare(session: Session, held: dict[int, Row], attempts: dict[int, Attempt], options: StoreOptions
-             ) -> tuple[dict[int, Parsed | Processed], KnownOwners, FreshContacts]:
-    """Parse every held event and read the owners of all the identity keys they mention, in one statement; insert
-    in one more a contact for each record that has a key nobody owns (the most new people the events can bring),
-    and in a third claim the keys of the records that are plainly new people (see identity.claim_new_people)."""
-    parsed = {event_id: _parse(event, attempts[event_id].number, options) for event_id, event in sorted(held.items())}
-    records = [(_origin(held[event_id]), facts.claims) for event_id, item in parsed.items() if isinstance(item, Parsed)
-               for facts in item.facts if facts.claims]
-    keys = {claim.key for _, claims in records for claim in claims}
-    known = KnownOwners()
-    known.prefetch(session, keys)
-    owned = known.owners_of(session, keys)
-    fresh = FreshContacts(options.primary_policy)
-    fresh.reserve(session, sum(1 for _, claims in records if any(claim.key not in owned for claim in claims)))
-    named = Counter(key for _, claims in records for key in {claim.key for claim in claims})
-    claim_new_people(session, [(origin, claims) for origin, claims in records
-                               if all(claim.key not in owned and named[claim.key] == 1 for claim in claims)],
-                     known, fresh)
-    return parsed, known, fresh
 
 
 def _conclude(session: Session, processed: list[Processed], options: StoreOptions) -> set[str]:

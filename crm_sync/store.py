@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
@@ -9,10 +10,12 @@ from crm_sync.facts import RecordFacts, facts_of
 from crm_sync.fresh_contacts import FreshContacts
 from crm_sync.identity import Origin, resolve_contacts
 from crm_sync.interactions import RecordedInteraction, record_interaction
-from crm_sync.known_owners import KnownOwners
 from crm_sync.model import CanonicalRecord
 from crm_sync.normalise import MatchingRules, rules_from_settings
 from crm_sync.profile import PrimaryPolicy, record_values, refresh_display, touch
+
+if TYPE_CHECKING:
+    from crm_sync.prepared import Prepared
 
 
 @dataclass(frozen=True)
@@ -50,15 +53,15 @@ def facts_for(origin: Origin, records: list[CanonicalRecord], options: StoreOpti
 
 
 def apply_event(session: Session, origin: Origin, records: list[CanonicalRecord], options: StoreOptions,
-                facts: list[RecordFacts] | None = None, known: KnownOwners | None = None,
-                fresh: FreshContacts | None = None) -> Applied:
+                facts: list[RecordFacts] | None = None, prepared: Prepared | None = None) -> Applied:
     """Resolve each record's person, keep what it says, record its interaction; `facts`: the records' facts if
-    computed already, `known`: the identity owners the transaction knows (see crm_sync.known_owners), `fresh`: the
-    contacts it creates, whose writes the caller finishes (see crm_sync.fresh_contacts); without it, this event's
-    own are finished here."""
+    computed already; `prepared`: what the transaction did ahead for all its events (crm_sync.prepared), whose
+    new contacts' writes the caller finishes; without it, this event's own are finished here."""
     facts = facts if facts is not None else facts_for(origin, records, options)
-    own = fresh is None
-    fresh = FreshContacts(options.primary_policy) if fresh is None else fresh
+    own = prepared is None
+    fresh = FreshContacts(options.primary_policy) if prepared is None else prepared.fresh
+    known = None if prepared is None else prepared.known
+    first_reports = {} if prepared is None else prepared.first_reports
     resolution = resolve_contacts(session, [item.claims for item in facts], origin, known, fresh)
     fresh.adopt(resolution.created)
     changed = set(resolution.merged.values())
@@ -76,7 +79,7 @@ def apply_event(session: Session, origin: Origin, records: list[CanonicalRecord]
     # In key order, like every other row this transaction locks.
     for index in sorted((i for i, item in enumerate(facts) if item.natural_key),
                         key=lambda i: (records[i].interaction.provider, facts[i].natural_key)):
-        interactions[index] = record_interaction(
+        interactions[index] = first_reports.get((origin.event_id, index)) or record_interaction(
             session, resolution.contact_ids[index], records[index].interaction, facts[index].natural_key, origin,
             index, records[index].event_type)
     for contact_id in sorted(changed):

@@ -6,8 +6,10 @@ from __future__ import annotations
 import pytest
 
 from crm_sync.fresh_contacts import FreshContacts
+from crm_sync.model import ConversationState
 from crm_sync.identity import Origin, claim_new_people
 from crm_sync.known_owners import KnownOwners
+from crm_sync.prepared import Prepared
 from crm_sync.schema import Contact
 from crm_sync.store import apply_event, facts_for
 from ingest.db import transaction
@@ -76,6 +78,37 @@ def test_a_message_of_six_new_people_claims_their_identities_in_one_statement(st
 
 
 @pytest.mark.postgres
+def test_a_message_of_six_new_people_inserts_their_interactions_in_one_statement(store):
+    events = new_people(store, 6)
+
+    inserts = statements_starting(store, lambda: store.process(*events), "INSERT INTO interactions")
+
+    assert len(inserts) == 1
+    assert sorted((contact.primary_email, [i.conversation_id for i in contact.interactions])
+                  for contact in store.contacts()) == [(f"p{n}@example.com", [f"jivo:{n}"]) for n in range(6)]
+
+
+def test_a_new_persons_chat_reported_twice_in_a_message_is_one_interaction_in_its_latest_state(store):
+    opened = store.deliver(report(visitor(email=EMAIL), chat("jivo:1", ConversationState.OPEN)))
+    closed = store.deliver(report(visitor(email=EMAIL), chat("jivo:1", ConversationState.CLOSED)))
+
+    store.process(opened, closed)
+
+    [interaction] = store.interactions()
+    assert (interaction.state, interaction.event_id) == ("closed", opened)
+    assert interaction.contact_id == store.only_contact().id
+
+
+def test_each_event_keeps_the_interaction_it_reported_in_its_result(store):
+    events = new_people(store, 3)
+
+    store.process(*events)
+
+    by_event = {interaction.event_id: interaction.id for interaction in store.interactions()}
+    assert [store.event(event_id).result["interaction_ids"] for event_id in events] == [
+        [by_event[event_id]] for event_id in events]
+
+
 def test_a_new_person_whose_key_another_transaction_claimed_meanwhile_ends_on_that_contact(pg_store):
     store = pg_store
     records = [report(visitor(email=EMAIL, phone=PHONE), chat("jivo:2"))]
@@ -88,7 +121,7 @@ def test_a_new_person_whose_key_another_transaction_claimed_meanwhile_ends_on_th
         known.prefetch(session, [claim.key for claim in facts[0].claims])   # nobody owns the email yet
         store.receive(report(visitor("Ivan", email=EMAIL), chat("jivo:1")))  # another transaction claims it
         claim_new_people(session, [(origin, facts[0].claims)], known, fresh)
-        apply_event(session, origin, records, store.options, facts, known, fresh)
+        apply_event(session, origin, records, store.options, facts, Prepared(known, fresh, first_reports={}))
         fresh.finish(session)
 
     contact = store.only_contact()
