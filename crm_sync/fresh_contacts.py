@@ -57,7 +57,7 @@ class FreshContacts:
         return create_contact(session)
 
     def made(self, event_id: int, contact_id: int) -> None:
-        """A contact taken ahead of the event's resolution (see identity.claim_new_people), for it to claim as new."""
+        """A contact taken ahead of the event's resolution (see prepared.claim_new_people), for it to claim as new."""
         self._made.setdefault(event_id, set()).add(contact_id)
 
     def made_for_event(self, event_id: int) -> set[int]:

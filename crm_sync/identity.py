@@ -42,7 +42,7 @@ _CREATE_CONTACT = insert(CONTACTS).values(created_at=bindparam("now"), updated_a
 
 
 @cache
-def _claim_statement(dialect: str):
+def claim_statement(dialect: str):
     """INSERT … ON CONFLICT DO NOTHING RETURNING the keys this transaction won (run with one row per key)."""
     columns = ("kind", "value", "scope", "role", "contact_id", "first_event_id", "source", "created_at")
     return (insert_for(dialect)(IDENTITIES).values({name: bindparam(name) for name in columns})
@@ -165,36 +165,10 @@ def _claim_missing(session: Session, claim_sets: list[tuple[Claim, ...]], owners
     rows = [{"kind": claim.kind, "value": claim.value, "scope": claim.scope, "role": claim.role,
              "contact_id": contact_id, "first_event_id": origin.event_id, "source": origin.source, "created_at": now}
             for claim, contact_id in (pending[key] for key in sorted(pending))]
-    won = {(row.kind, row.value, row.scope) for row in session.execute(_claim_statement(dialect_of(session)), rows)}
+    won = {(row.kind, row.value, row.scope) for row in session.execute(claim_statement(dialect_of(session)), rows)}
     if won != set(pending):
         return new, None
     return new, {key: contact_id for key, (_, contact_id) in pending.items()}
-
-
-def claim_new_people(session: Session, people: list[tuple[Origin, tuple[Claim, ...]]], known: KnownOwners,
-                     fresh: FreshContacts) -> list[int | None]:
-    """Before a transaction's events are resolved: claim in one statement, each for a new contact, the keys of
-    records that nobody owns and that no other record of the transaction names, which is what each record's own
-    resolution would claim. The owners go to `known` and the contacts to `fresh` (for their event's resolution to
-    treat as its own new ones); a key that a concurrent claim won is forgotten, so that resolution reads its owner
-    and merges as usual. Returns each record's contact if it won all its keys (its resolution will end on it)."""
-    if not people:
-        return []
-    now, rows, contacts = utcnow(), [], []
-    for origin, claims in people:
-        contact_id = fresh.take(session)
-        fresh.made(origin.event_id, contact_id)
-        contacts.append(contact_id)
-        rows += [{"kind": claim.kind, "value": claim.value, "scope": claim.scope, "role": claim.role,
-                  "contact_id": contact_id, "first_event_id": origin.event_id, "source": origin.source,
-                  "created_at": now} for claim in claims]
-    rows.sort(key=lambda row: (row["kind"], row["value"], row["scope"]))   # the global claim order
-    won = {(row.kind, row.value, row.scope) for row in session.execute(_claim_statement(dialect_of(session)), rows)}
-    known.learn({(row["kind"], row["value"], row["scope"]): row["contact_id"] for row in rows
-                 if (row["kind"], row["value"], row["scope"]) in won})
-    known.forget({(row["kind"], row["value"], row["scope"]) for row in rows} - won)
-    return [contact_id if all(claim.key in won for claim in claims) else None
-            for contact_id, (_, claims) in zip(contacts, people)]
 
 
 def create_contact(session: Session) -> int:

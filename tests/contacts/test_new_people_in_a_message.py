@@ -7,9 +7,9 @@ import pytest
 
 from crm_sync.fresh_contacts import FreshContacts
 from crm_sync.model import ConversationState
-from crm_sync.identity import Origin, claim_new_people
+from crm_sync.identity import Origin
 from crm_sync.known_owners import KnownOwners
-from crm_sync.prepared import Prepared
+from crm_sync.prepared import Prepared, claim_new_people
 from crm_sync.schema import Contact
 from crm_sync.store import apply_event, facts_for
 from ingest.db import transaction
