@@ -129,6 +129,16 @@ def runtime(database_url, make_settings) -> Iterator[Runtime]:
 
 
 @pytest.fixture
+def sqlite_runtime(tmp_path, make_settings) -> Iterator[Runtime]:
+    """The embedded default only: SQLite and the embedded broker."""
+    url = f"sqlite:///{tmp_path}/crm-ingest.db"
+    migrate(url)
+    rt = Runtime(make_settings(url))
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
 def production_runtime(postgres_schema_url, redis_broker_url, make_settings) -> Iterator[Runtime]:
     truncate_postgres(postgres_schema_url)
     rt = Runtime(make_settings(postgres_schema_url, redis_broker_url))

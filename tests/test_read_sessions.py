@@ -8,7 +8,6 @@ import pytest
 from psycopg.pq import TransactionStatus
 from sqlalchemy import select, text
 
-from ingest.db import migrate
 from ingest.events import store_event
 from ingest.providers.base import RawRequest
 from ingest.runtime import Runtime
@@ -20,15 +19,6 @@ from tests.conftest import truncate_postgres
 def pg_runtime(postgres_schema_url, make_settings) -> Iterator[Runtime]:
     truncate_postgres(postgres_schema_url)
     runtime = Runtime(make_settings(postgres_schema_url))
-    yield runtime
-    runtime.close()
-
-
-@pytest.fixture
-def sqlite_runtime(tmp_path, make_settings) -> Iterator[Runtime]:
-    url = f"sqlite:///{tmp_path}/crm-ingest.db"
-    migrate(url)
-    runtime = Runtime(make_settings(url))
     yield runtime
     runtime.close()
 

@@ -16,7 +16,6 @@ from typing import Iterator
 import httpx
 import pytest
 
-from ingest.db import migrate
 from ingest.metrics_files import ENV
 from ingest.runtime import Runtime
 from tests.conftest import make_client
@@ -28,12 +27,8 @@ PROCESSED = ("crm_ingest_events_processed_total", {"provider": "generic", "outco
 
 
 @pytest.fixture
-def runtime(tmp_path, make_settings) -> Iterator[Runtime]:
-    url = f"sqlite:///{tmp_path}/crm-ingest.db"
-    migrate(url)
-    rt = Runtime(make_settings(url))
-    yield rt
-    rt.close()
+def runtime(sqlite_runtime) -> Runtime:
+    return sqlite_runtime
 
 
 @contextmanager
