@@ -22,6 +22,7 @@ from sqlalchemy import bindparam, delete, insert
 from sqlalchemy.orm import Session
 
 from crm_sync.facts import Observed
+from crm_sync.identity import create_contact
 from crm_sync.profile import (
     PrimaryPolicy, ValueRow, apply_sightings, choose_display, insert_values, set_displays, update_sightings,
 )
@@ -52,8 +53,6 @@ class FreshContacts:
         """A new contact: the lowest reserved one, or one inserted now."""
         if self._reserved:
             return self._reserved.pop()
-        from crm_sync.identity import create_contact
-
         return create_contact(session)
 
     def made(self, event_id: int, contact_id: int) -> None:
