@@ -1,5 +1,5 @@
-"""gunicorn servers for the benchmark: started through `workers.web.serve` (the settings of `crm-ingest web`) in a
-child process, watched through /proc (CPU time, peak RSS of the master and each worker), stopped cleanly."""
+"""gunicorn servers for the benchmark: started through `workers.web.serve` (the settings of `crm-ingest web`, and its
+logging: JSON lines at INFO, redacted, here into the server's log file) in a child process, watched through /proc (CPU time, peak RSS of the master and each worker), stopped cleanly."""
 from __future__ import annotations
 
 import http.client
@@ -46,7 +46,9 @@ class Server:
                      if k not in ("DATABASE_URL", "BROKER_URL", "PROMETHEUS_MULTIPROC_DIR")}
         child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
         child_env.update(env or {})
+        # Logging as `crm-ingest web` sets it up: a benchmark without it would leave out every line a request logs.
         command = [sys.executable, "-c", "import sys; from workers.web import serve; "
+                   "from ingest.logs import configure_logging; configure_logging(); "
                    "serve('127.0.0.1', int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), "
                    "__import__('pathlib').Path(sys.argv[4]), sys.argv[5])",
                    str(self.port), str(workers), str(threads), str(data_dir), app_factory]
