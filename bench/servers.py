@@ -1,5 +1,6 @@
-"""gunicorn servers for the benchmark: started through `workers.web.serve` (the settings of `crm-ingest web`, and its
-logging: JSON lines at INFO, redacted, here into the server's log file) in a child process, watched through /proc (CPU time, peak RSS of the master and each worker), stopped cleanly."""
+"""gunicorn servers for the benchmark: started through `workers.web.serve` in a child process with the settings and
+the logging of `crm-ingest web` (JSON lines at INFO, redacted, here into the server's log file), watched through /proc
+(CPU time, peak RSS of the master and each worker), stopped cleanly."""
 from __future__ import annotations
 
 import http.client
