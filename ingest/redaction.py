@@ -20,9 +20,8 @@ _IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 MIN_PHONE_DIGITS, MAX_PHONE_DIGITS, MIN_BARE_PHONE_DIGITS = 7, 15, 10
 # Every pattern here needs one of these (an email its @, quoted text and pydantic's input a ":" or "="), or a phone's
-# digits: a text without them is returned as it is, the common case of a log line's own words and names.
-_PATTERN_MARKS = re.compile(r"[@:=]")
-_DIGIT = re.compile(r"\d")
+# seven digits: a text without them is returned as it is, the common case of a log line's own words and names.
+_MAY_HOLD_PERSONAL = re.compile(r"[@:=]|\d(?:\D*\d){%d}" % (MIN_PHONE_DIGITS - 1))
 
 # Keys whose values are what a person wrote (chat messages, lead comments) wherever they appear as key/value text:
 # JSON ("text": "…"), Python reprs ('text': '…') and key=value pairs.
@@ -37,7 +36,7 @@ _PYDANTIC_INPUT = re.compile(r"input_value=.*?(?=, input_type=)", re.DOTALL)
 
 def redact(text: str) -> str:
     """`text` with emails, phone numbers and message text replaced by <email>, <phone> and <text>."""
-    if not text or _PATTERN_MARKS.search(text) is None and len(_DIGIT.findall(text)) < MIN_PHONE_DIGITS:
+    if not text or _MAY_HOLD_PERSONAL.search(text) is None:
         return text
     text = _PYDANTIC_INPUT.sub("input_value=" + TEXT_MASK, text)
     text = _QUOTED_TEXT.sub(lambda m: f"{m.group('key')}{m.group('quote')}{TEXT_MASK}{m.group('quote')}", text)

@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import logging
+import re
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 from crm_sync.pipeline import process_event, process_events
 from ingest.db import transaction
 from ingest.events import mark_not_enqueued
 from ingest.logs import log_context
+from ingest.schema import EventStatus
 from workers.gunicorn_logger import loggable_path
 from tests.ops.conftest import post_generic
 
@@ -175,3 +179,27 @@ def test_crm_request_urls_are_not_logged_by_httpx(log_lines):
     logging.getLogger("httpx").info('HTTP Request: POST https://x.bitrix24.ru/rest/1/secretcode/crm.contact.add')
 
     assert read() == []
+
+
+def test_fields_json_has_no_type_for_are_written_as_text(log_lines):
+    read = log_lines("json")
+    logging.getLogger("t").info("odd fields", extra={
+        "received": datetime(2024, 5, 1, 10, 11, 12, tzinfo=timezone.utc), "status": EventStatus.DEAD,
+        "ids": (1, 2), "path": Path("/tmp/x")})
+
+    line = read()[-1]
+
+    assert (line["received"], line["status"], line["ids"], line["path"]) == (
+        "2024-05-01T10:11:12+00:00", "dead", [1, 2], "/tmp/x")
+
+
+def test_a_line_starts_with_its_utc_time_in_milliseconds_level_logger_and_message(log_lines):
+    read = log_lines("json")
+    logging.getLogger("t").info("hello", extra={"source": "jivo-main"})
+
+    line = read()[-1]
+
+    assert list(line)[:4] == ["time", "level", "logger", "message"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["time"])
+    assert abs(datetime.fromisoformat(line["time"].replace("Z", "+00:00")) - datetime.now(timezone.utc)) \
+        < timedelta(minutes=1)
