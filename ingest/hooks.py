@@ -12,7 +12,8 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from ingest.errors import ApiError
-from ingest.events import EventRef, store_event
+from ingest.events import EventRef, StoredEvent, store_event
+from ingest.logs import REQUEST_LOGGED, request_fields
 from ingest.metrics import ACK_SECONDS, REQUESTS
 from ingest.providers import AuthenticationFailed, Provider, RawRequest, Reply, RequestRejected, get_provider
 from ingest.providers.base import secrets_equal, stable_hash
@@ -37,8 +38,8 @@ def receive(source_name: str, url_secret: str | None = None):
     provider = get_provider(source.provider)
     outcome = "error"
     try:
-        reply, stored_id = _accept(runtime, source, provider)
-        outcome = "accepted" if stored_id is not None else "duplicate"
+        reply, stored = _accept(runtime, source, provider)
+        outcome = "duplicate" if stored.is_duplicate else "accepted"
     except ApiError as exc:
         outcome = str(exc.status)
         raise
@@ -46,10 +47,23 @@ def receive(source_name: str, url_secret: str | None = None):
         REQUESTS.labels(source.name, provider.name, outcome).inc()
     response = jsonify(reply.body) if not isinstance(reply.body, (str, bytes)) else Response(reply.body)
     response.status_code = reply.status
-    if stored_id is not None:
-        response.call_on_close(lambda: runtime.outbox.publish_after_response([EventRef(stored_id, source.name)]))
-    ACK_SECONDS.labels(provider.name).observe(time.perf_counter() - started)
+    if not stored.is_duplicate:
+        event = EventRef(stored.id, source.name)
+        response.call_on_close(lambda: runtime.outbox.publish_after_response([event]))
+    seconds = time.perf_counter() - started
+    ACK_SECONDS.labels(provider.name).observe(seconds)
+    _log_request(stored, source, outcome, response.status_code, seconds)
     return response
+
+
+def _log_request(stored: StoredEvent, source: SourceSettings, outcome: str, status: int, seconds: float) -> None:
+    """The request's one line: the event it stored, with the fields of an access line (which it replaces)."""
+    if not log.isEnabledFor(logging.INFO):
+        return
+    log.info("event redelivered, counted on the first" if stored.is_duplicate else "event stored", extra={
+        "event_id": stored.id, "source": source.name, "provider": source.provider, "outcome": outcome,
+        **request_fields(request.environ, status, round(seconds * 1000, 3))})
+    request.environ[REQUEST_LOGGED] = True
 
 
 def _find_source(runtime: Runtime, name: str, url_secret: str | None) -> SourceSettings:
@@ -63,8 +77,8 @@ def _find_source(runtime: Runtime, name: str, url_secret: str | None) -> SourceS
     raise ApiError(404, "unknown_source", "no webhook source at this URL")
 
 
-def _accept(runtime: Runtime, source: SourceSettings, provider: Provider) -> tuple[Reply, int | None]:
-    """Authenticate and store; the provider's reply and the new event's id (None for a redelivery)."""
+def _accept(runtime: Runtime, source: SourceSettings, provider: Provider) -> tuple[Reply, StoredEvent]:
+    """Authenticate and store; the provider's reply and the stored event (the first one, for a redelivery)."""
     if request.method not in provider.methods:
         raise ApiError(405, "method_not_allowed",
                        f"{provider.name} webhooks use {', '.join(sorted(provider.methods))}, not {request.method}")
@@ -84,11 +98,7 @@ def _accept(runtime: Runtime, source: SourceSettings, provider: Provider) -> tup
         log.error("source %s: cannot store the request, asking the provider to retry: %s", source.name, exc)
         raise ApiError(503, "database_unavailable", "the request could not be stored; retry later",
                        {"Retry-After": DATABASE_RETRY_AFTER_SECONDS}) from None
-    log.info("event redelivered, counted on the first" if stored.is_duplicate else "event stored", extra={
-        "event_id": stored.id, "source": source.name, "provider": source.provider,
-        "outcome": "duplicate" if stored.is_duplicate else "accepted"})
-    reply = _reply(provider, ReplyContext(stored, raw, source, runtime.read_sessions, runtime.settings))
-    return reply, (None if stored.is_duplicate else stored.id)
+    return _reply(provider, ReplyContext(stored, raw, source, runtime.read_sessions, runtime.settings)), stored
 
 
 def _raw_request(source: SourceSettings) -> RawRequest:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from contextlib import contextmanager
@@ -28,6 +29,10 @@ CONTEXT_FIELDS = ("event_id", "source", "provider", "delivery_id", "destination"
 # httpx logs every request's full URL at INFO: Bitrix24's carries its webhook secret in the path.
 QUIET_LOGGERS = ("httpx", "httpcore")
 _STANDARD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+# Set in a request's WSGI environ once the app has logged the request's one line itself (a webhook that stored an
+# event): gunicorn's access line would only repeat it.
+REQUEST_LOGGED = "crm_ingest.request_logged"
+_URL_SECRET = re.compile(r"^(/hooks/[^/]+)/[^/]+")
 _NOTHING_TO_REDACT = frozenset({int, float, bool, type(None)})
 _context: ContextVar[dict[str, object]] = ContextVar("crm_ingest_log_context", default={})
 
@@ -45,6 +50,19 @@ def log_context(**fields: object) -> Iterator[None]:
 def bind(**fields: object) -> None:
     """Add fields to the current `log_context` block (learned part-way, e.g. the provider once the event is read)."""
     _context.set({**_context.get(), **{k: v for k, v in fields.items() if v is not None}})
+
+
+def loggable_path(path: str) -> str:
+    """The path without a source's URL secret (`/hooks/<source>/<url_secret>`); the query string is never logged
+    (Roistat sends its credential as `token=`)."""
+    return _URL_SECRET.sub(r"\1/<url_secret>", path or "")
+
+
+def request_fields(environ: dict, status: int, duration_ms: float) -> dict[str, object]:
+    """What a request's line says about the HTTP exchange, for the access line and for `event stored` alike."""
+    return {"http_method": environ.get("REQUEST_METHOD", "-"), "path": loggable_path(environ.get("PATH_INFO", "")),
+            "http_status": status, "duration_ms": duration_ms, "remote_addr": environ.get("REMOTE_ADDR", "-"),
+            "user_agent": environ.get("HTTP_USER_AGENT", "-")}
 
 
 class ContextFilter(logging.Filter):

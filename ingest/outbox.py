@@ -75,7 +75,9 @@ class Outbox:
     def publish(self, events: list[EventRef]) -> bool:
         """Send the events in messages of up to EVENTS_PER_MESSAGE ids; on failure hand them to the relay.
 
-        Each event the broker accepted gets its `event enqueued` log line, the step between stored and processing.
+        The events the broker accepted are logged as `events enqueued`, the step between stored and processing: one
+        line per source with their ids, not one per event (under load a batch carries dozens, and a line costs the
+        web worker as much CPU as a tenth of its request).
         """
         if not events:
             return True
@@ -92,8 +94,8 @@ class Outbox:
             self._leave_for_relay(event_ids)
             return False
         if log.isEnabledFor(logging.INFO):
-            for event in events:
-                log.info("event enqueued", extra={"event_id": event.id, "source": event.source, "queue": INGEST_QUEUE})
+            for source, source_ids in _ids_by_source(events).items():
+                log.info("events enqueued", extra={"event_ids": source_ids, "source": source, "queue": INGEST_QUEUE})
         return True
 
     def relay(self, limit: int = 500) -> int:
@@ -130,6 +132,13 @@ class Outbox:
                 mark_not_enqueued(session, event_ids)
         except Exception as exc:  # the relay still finds them once requeue_after has passed
             log.warning("could not mark %d event(s) for the relay: %s", len(event_ids), exc)
+
+
+def _ids_by_source(events: list[EventRef]) -> dict[str, list[int]]:
+    ids: dict[str, list[int]] = {}
+    for event in events:
+        ids.setdefault(event.source, []).append(event.id)
+    return ids
 
 
 class BackgroundPublisher:

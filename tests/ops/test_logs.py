@@ -5,20 +5,25 @@ import logging
 import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from types import SimpleNamespace
+
+from gunicorn.config import Config
+from werkzeug.test import EnvironBuilder
 
 from crm_sync.pipeline import process_event, process_events
 from ingest.db import transaction
-from ingest.events import mark_not_enqueued
-from ingest.logs import log_context
+from ingest.events import EventRef, mark_not_enqueued
+from ingest.logs import REQUEST_LOGGED, log_context, loggable_path
 from ingest.schema import EventStatus
-from workers.gunicorn_logger import loggable_path
-from tests.ops.conftest import post_generic
+from workers.gunicorn_logger import GunicornLogger
+from tests.ops.conftest import GENERIC, post_generic
 
 PERSONAL = {"email": "ivan.petrov@example.com", "phone": "+7 916 123-45-67", "name": "Ivan"}
 
 
 def lines_about(lines: list[dict], event_id: int) -> list[dict]:
-    return [line for line in lines if line.get("event_id") == event_id]
+    """The lines naming the event: by its `event_id`, or among the `event_ids` of a batch."""
+    return [line for line in lines if line.get("event_id") == event_id or event_id in line.get("event_ids", [])]
 
 
 def test_each_step_of_an_event_is_one_json_line_naming_the_event_and_its_source(ops_client, ops_runtime, log_lines):
@@ -28,7 +33,7 @@ def test_each_step_of_an_event_is_one_json_line_naming_the_event_and_its_source(
 
     steps = lines_about(read(), 1)
 
-    assert [line["message"] for line in steps] == ["event stored", "event enqueued", "event processing",
+    assert [line["message"] for line in steps] == ["event stored", "events enqueued", "event processing",
                                                    "event processed"]
     assert [line.get("source") for line in steps] == ["generic-main"] * 4
     assert steps[1]["queue"] == "ingest"
@@ -60,8 +65,57 @@ def test_an_event_the_relay_enqueues_is_logged_with_its_source(ops_client, ops_r
 
     assert ops_runtime.outbox.relay() == 1
 
-    enqueued = [line for line in lines_about(read(), 1) if line["message"] == "event enqueued"]
+    enqueued = [line for line in lines_about(read(), 1) if line["message"] == "events enqueued"]
     assert [(line["source"], line["queue"]) for line in enqueued] == [("generic-b", "ingest")]
+
+
+def test_a_published_batch_is_one_line_per_source_listing_its_events(ops_runtime, log_lines):
+    read = log_lines("json")
+
+    ops_runtime.outbox.publish([EventRef(1, "generic-main"), EventRef(2, "jivo-main"), EventRef(3, "generic-main")])
+
+    assert [(line["source"], line["event_ids"]) for line in read() if line["message"] == "events enqueued"] == [
+        ("generic-main", [1, 3]), ("jivo-main", [2])]
+
+
+def test_a_stored_event_is_logged_once_with_the_fields_of_an_access_line(ops_client, log_lines):
+    read = log_lines("json")
+    environ = EnvironBuilder("/hooks/generic-main", method="POST", data=b'{"email": "a@example.com"}',
+                             headers=GENERIC).get_environ()
+    b"".join(ops_client.application(environ, lambda status, headers: None))
+
+    stored = [line for line in read() if line["message"] == "event stored"]
+
+    assert len(stored) == 1
+    assert {key: stored[0][key] for key in ("event_id", "http_method", "path", "http_status", "outcome")} == {
+        "event_id": 1, "http_method": "POST", "path": "/hooks/generic-main", "http_status": 200,
+        "outcome": "accepted"}
+    assert stored[0]["duration_ms"] >= 0
+    assert environ[REQUEST_LOGGED] is True  # so gunicorn's access log leaves the request out
+
+
+def access_lines_for(environ: dict, log_lines) -> list[dict]:
+    read = log_lines("json")
+    config = Config()
+    config.set("accesslog", "-")
+    response = SimpleNamespace(status="200 OK", sent=12)
+    GunicornLogger(config).access(response, None, environ, timedelta(milliseconds=3))
+    return [line for line in read() if line["logger"] == "gunicorn.access"]
+
+
+def test_the_access_log_leaves_out_a_request_the_app_logged_itself(log_lines):
+    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/hooks/generic-main", REQUEST_LOGGED: True}
+
+    assert access_lines_for(environ, log_lines) == []
+
+
+def test_the_access_log_has_one_line_for_any_other_request(log_lines):
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/hooks/jivo-main/the-url-secret", "REMOTE_ADDR": "10.0.0.1"}
+
+    [line] = access_lines_for(environ, log_lines)
+
+    assert (line["message"], line["http_status"], line["duration_ms"], line["response_bytes"]) == (
+        "GET /hooks/jivo-main/<url_secret> 200", 200, 3.0, 12)
 
 
 def test_a_dead_event_is_logged_with_its_reason(ops_client, ops_runtime, log_lines):
