@@ -2,8 +2,8 @@
 
 Both are served by `workers.web.serve` (the gunicorn settings of `crm-ingest web`) on loopback ports, the hooks app on
 a private PostgreSQL schema and Redis key prefix, and both are driven by the same closed-loop load. It prints
-requests/s, p50 and p99 for each, the ratio hooks/hello, the peak RSS of every web process, and checks that every
-200 corresponds to a committed event. A report, not a test: the exit status is 0 on a MISS.
+requests/s, p50 and p99 for each, the ratio hooks/hello, how evenly each round's connections spread over the
+workers, the peak RSS of every web process, and checks that every 200 corresponds to a committed event. A report, not a test: the exit status is 0 on a MISS.
 
     python -m bench.ingress [--requests N] [--seconds T] [--concurrency C] [--workers W] [--threads T]
 """
@@ -27,7 +27,7 @@ if __package__ in (None, ""):  # `python bench/ingress.py` as well as `python -m
 from bench.cpu import REDIS, CpuMeter  # noqa: E402
 from bench.hello_app import HELLO_PATH  # noqa: E402
 from bench.load import LoadResult, http_request, run_load  # noqa: E402
-from bench.servers import Server  # noqa: E402
+from bench.servers import Server, cpu_seconds_of  # noqa: E402
 from bench.services import Services, private_services  # noqa: E402
 
 TARGET_RATIO = 0.5
@@ -86,6 +86,9 @@ class Endpoint:
     measured: LoadResult = field(default_factory=LoadResult)
     ok_responses: int = 0  # 200s, warm-up included: each one must be a committed event
     cpu_seconds: dict[str, float] = field(default_factory=dict)  # per part (bench.cpu), summed over the rounds
+    # Per measured round, the busiest worker's share of the workers' CPU: where the kernel put the round's new
+    # connections (all of them on one worker halves hello's throughput).
+    busiest_shares: list[float] = field(default_factory=list)
     next_number: int = 0
 
     def drive(self, scenario: Scenario, run: str, count: int, seconds: float, concurrency: int,
@@ -94,15 +97,20 @@ class Endpoint:
             return http_request("POST", "127.0.0.1", self.server.port, self.path, scenario.headers,
                                 scenario.body(number, run))
 
+        workers = self.server.worker_pids()
+        before = [cpu_seconds_of(pid) for pid in workers]
         with CpuMeter({"server": self.server.cpu_seconds}, {POSTGRES: services.backend_cpu_seconds}) as meter:
             result = run_load("127.0.0.1", self.server.port, make, first=self.next_number, max_requests=count,
                               max_seconds=seconds, concurrency=concurrency)
+        per_worker = [cpu_seconds_of(pid) - start for pid, start in zip(workers, before)]
         self.next_number += count
         self.ok_responses += result.statuses.get(200, 0)
         if measure:
             for part, used in meter.seconds.items():
                 self.cpu_seconds[part] = self.cpu_seconds.get(part, 0.0) + used
             self.measured.merge(result)
+            if sum(per_worker) > 0:
+                self.busiest_shares.append(max(per_worker) / sum(per_worker))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -150,13 +158,15 @@ def _start(args, scenario: Scenario, services: Services, workdir: Path) -> list[
 
 def _arguments(argv):
     parser = argparse.ArgumentParser(prog="python -m bench.ingress", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=6000, help="measured requests per endpoint (upper bound)")
+    parser.add_argument("--requests", type=int, default=12000, help="measured requests per endpoint (upper bound)")
     parser.add_argument("--seconds", type=float, default=30.0, help="measured seconds per endpoint (upper bound)")
     parser.add_argument("--concurrency", type=int, default=8, help="connections, each one request at a time")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (as `crm-ingest web`)")
     parser.add_argument("--threads", type=int, default=4, help="threads per worker (as `crm-ingest web`)")
     parser.add_argument("--warmup", type=int, default=300, help="unmeasured requests per endpoint first")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating measurement rounds per endpoint")
+    # Many short rounds: each round's connections land on the workers as the kernel's accept race decides, and a
+    # round whose eight all land on one worker measures half the throughput; over many rounds that averages out.
+    parser.add_argument("--rounds", type=int, default=12, help="alternating measurement rounds per endpoint")
     parser.add_argument("--database-url", default=os.environ.get(
         "BENCH_DATABASE_URL", "postgresql+psycopg://127.0.0.1:5432/test"),
         help="PostgreSQL database in which a private schema is created and dropped")
@@ -238,6 +248,13 @@ def _report(args, endpoints: list[Endpoint], memory, stored: int, unpublished: i
         used = figures["cpu_us_per_request"]
         lines.append(f"  {name:<23} " + "  ".join(f"{used.get(part, 0.0):>10.0f}" for part in CPU_PARTS))
     lines.append("  (machine: every core's busy time, whoever used it; load: the benchmark's own client)")
+    lines.append("busiest worker's share of the workers' CPU per round (50 %: even; 100 %: one worker took every"
+                 " connection)")
+    for endpoint in endpoints:
+        shares = sorted(endpoint.busiest_shares)
+        lines.append(f"  {endpoint.name:<8} " + (f"{shares[0]:.0%} – {shares[-1]:.0%}, rounds above 90 %:"
+                                               f" {sum(share > 0.9 for share in shares)} of {len(shares)}"
+                                               if shares else "(no round measured)"))
     durable = stored == ok_200 and ok_200 > 0
     lines += [
         "",
