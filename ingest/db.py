@@ -17,6 +17,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from ingest.kept_connections import kept_connections
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
@@ -157,8 +159,8 @@ def _rows(result, first_only: bool) -> list[Sequence]:
 
 def _execute_through_driver(engine: Engine, statement: Executable, values: dict, first_only: bool
                             ) -> list[Sequence]:
-    """The hot paths on psycopg (the ingress INSERT, a message's attempts): the pooled connection's driver, a prepared
-    statement, autocommit.
+    """The hot paths on psycopg (the ingress INSERT, a message's attempts): a kept autocommit connection's cursor
+    (`ingest.kept_connections`; the pooled connection past their limit) and a prepared statement.
 
     SQLAlchemy's per-execution bookkeeping (execution context, isolation level set and reset, result wrapping) cost
     the request about as much CPU as the driver itself, and none of it does anything for one fixed statement.
@@ -166,28 +168,52 @@ def _execute_through_driver(engine: Engine, statement: Executable, values: dict,
     """
     sql, constants = _driver_form(engine, statement)
     dbapi_error = engine.dialect.loaded_dbapi.Error
+    kept_ones = kept_connections(engine)
+    try:
+        kept = kept_ones.take()
+    except dbapi_error as exc:  # the pool hands out the driver's own error when it cannot connect
+        raise DBAPIError.instance(None, None, exc, dbapi_error, connection_invalidated=True) from exc
+    if kept is None:
+        return _execute_on_pooled(engine, sql, {**constants, **values}, first_only, dbapi_error)
+    try:
+        rows = _fetch(kept.cursor, sql, {**constants, **values}, first_only)
+    except BaseException as exc:
+        kept_ones.discard(kept)
+        if isinstance(exc, dbapi_error):
+            # Without the parameters: they hold the request body, and the error goes to the log.
+            raise DBAPIError.instance(sql, None, exc, dbapi_error) from exc
+        raise
+    kept_ones.give_back(kept)
+    return rows
+
+
+def _execute_on_pooled(engine: Engine, sql: str, parameters: dict, first_only: bool, dbapi_error: type
+                       ) -> list[Sequence]:
     try:
         pooled = engine.raw_connection()
-    except dbapi_error as exc:  # the pool hands out the driver's own error when it cannot connect
+    except dbapi_error as exc:
         raise DBAPIError.instance(None, None, exc, dbapi_error, connection_invalidated=True) from exc
     try:
         driver = pooled.driver_connection
         driver.autocommit = True
         try:
             with driver.cursor() as cursor:
-                cursor.execute(sql, {**constants, **values}, prepare=True)
-                if first_only:
-                    row = cursor.fetchone()
-                    return [] if row is None else [row]
-                return cursor.fetchall()
+                return _fetch(cursor, sql, parameters, first_only)
         finally:
             driver.autocommit = False
     except dbapi_error as exc:
         pooled.invalidate(exc)
-        # Without the parameters: they hold the request body, and the error goes to the log.
         raise DBAPIError.instance(sql, None, exc, dbapi_error) from exc
     finally:
         pooled.close()
+
+
+def _fetch(cursor, sql: str, parameters: dict, first_only: bool) -> list[Sequence]:
+    cursor.execute(sql, parameters, prepare=True)
+    if first_only:
+        row = cursor.fetchone()
+        return [] if row is None else [row]
+    return cursor.fetchall()
 
 
 def _driver_form(engine: Engine, statement: Executable) -> tuple[str, dict]:

@@ -10,6 +10,7 @@ from crm_sync.pipeline import process_event
 from ingest.runtime import Runtime
 from ingest.schema import Event
 from tests.conftest import make_client
+from tests.support.kept import backend_of_next_write
 
 URL_SECRET = "url-secret-for-tests-0123456789"
 
@@ -123,10 +124,10 @@ def test_database_unavailable_is_503_with_retry_after(make_settings, generic_hea
 
 
 def test_a_connection_the_database_dropped_costs_one_503_and_is_replaced(production_runtime, generic_headers):
+    """The INSERT's kept connection (ingest.kept_connections) breaks as a PostgreSQL restart breaks it."""
     client = make_client(production_runtime)
     assert client.post("/hooks/generic-main", data=b'{"n": 1}', headers=generic_headers).status_code == 200
-    with production_runtime.engine.connect() as pooled:  # requests one at a time: the pool holds this one connection
-        backend = pooled.execute(text("SELECT pg_backend_pid()")).scalar()
+    backend = backend_of_next_write(production_runtime.engine)  # requests one at a time: they share one connection
     admin = create_engine(production_runtime.settings.database_url, poolclass=NullPool)
     with admin.connect() as connection:  # what a PostgreSQL restart does to a pooled connection
         connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
