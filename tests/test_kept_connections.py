@@ -15,7 +15,7 @@ from ingest.kept_connections import kept_connections
 from ingest.providers.base import RawRequest
 from ingest.schema import Event
 from tests.conftest import truncate_postgres
-from tests.support.kept import backend_of_next_write
+from tests.support.kept import backend_of_next_write, borrowed
 
 REQUEST = RawRequest("POST", "/hooks/generic-main", "", {"Content-Type": "application/json"}, b"{}",
                      "application/json", "127.0.0.1")
@@ -52,12 +52,8 @@ def test_consecutive_writes_reuse_one_kept_connection(engine):
 def test_a_kept_connection_commits_each_statement_at_once(engine):
     store(engine, "a")
 
-    kept_ones = kept_connections(engine)
-    kept = kept_ones.take()
-    try:
+    with borrowed(engine) as kept:
         assert kept.connection.info.transaction_status.name == "IDLE"
-    finally:
-        kept_ones.give_back(kept)
     assert stored_events(engine) == 1  # seen from another connection
 
 
@@ -114,9 +110,8 @@ def test_a_connection_that_failed_is_not_used_again(engine, postgres_schema_url)
 @pytest.mark.postgres
 def test_disposing_the_engine_closes_its_kept_connections(engine):
     store(engine, "a")
-    kept_ones = kept_connections(engine)
-    kept = kept_ones.take()
-    kept_ones.give_back(kept)
+    with borrowed(engine) as kept:
+        pass
 
     engine.dispose()
 
