@@ -190,4 +190,3 @@ def configure_logging(log_format: LogFormat = "json", redaction: bool = True, le
 def resolve_log_format(option: str | None, configured: str | None, default: LogFormat) -> LogFormat:
     """The command line wins over the settings' `log_format`, which wins over the command's own default."""
     return (option or configured or default)  # type: ignore[return-value]
-
