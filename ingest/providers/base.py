@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl
 
@@ -53,11 +54,16 @@ class RawRequest:
     remote_addr: str = ""
 
     def header(self, name: str, default: str = "") -> str:
-        lowered = name.lower()
+        """A header's value by case-insensitive name (the first one, should two differ only in case)."""
+        return self._headers_by_lowered_name.get(name.lower(), default)
+
+    @cached_property
+    def _headers_by_lowered_name(self) -> dict[str, str]:
+        # Built once per request: authentication and the dedup key look up several headers each.
+        lowered: dict[str, str] = {}
         for key, value in self.headers.items():
-            if key.lower() == lowered:
-                return value
-        return default
+            lowered.setdefault(key.lower(), value)
+        return lowered
 
     def query(self) -> dict[str, str]:
         """Query parameters, first value wins; `+` and percent escapes decoded as UTF-8."""
@@ -113,8 +119,11 @@ def secrets_equal(given: str | bytes | None, expected: str | bytes | None) -> bo
 
 def stable_hash(*parts: Any) -> str:
     """A short deterministic digest of JSON-able parts, for dedup keys."""
-    text = json.dumps(parts, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+    return hashlib.sha256(_STABLE_JSON.encode(parts).encode("utf-8")).hexdigest()[:32]
+
+
+# One encoder for every key: json.dumps with options builds a new one per call (on the ingress path, per request).
+_STABLE_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 class Provider:
