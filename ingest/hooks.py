@@ -5,10 +5,12 @@ never delays an acknowledgement; the relay covers whatever the publish misses.
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, request
+from flask.json.provider import DefaultJSONProvider
 from sqlalchemy.exc import SQLAlchemyError
 
 from ingest.errors import ApiError
@@ -23,6 +25,7 @@ from ingest.settings import SourceSettings
 
 DATABASE_RETRY_AFTER_SECONDS = "30"
 MAX_DEDUP_KEY_LENGTH = 255
+MAX_CACHED_HEADER_NAMES = 512
 REDACTED = "<url_secret>"
 
 log = logging.getLogger(__name__)
@@ -44,14 +47,13 @@ def receive(source_name: str, url_secret: str | None = None):
         outcome = str(exc.status)
         raise
     finally:
-        REQUESTS.labels(source.name, provider.name, outcome).inc()
-    response = jsonify(reply.body) if not isinstance(reply.body, (str, bytes)) else Response(reply.body)
-    response.status_code = reply.status
+        _metric_child(REQUESTS, source.name, provider.name, outcome).inc()
+    response = _response(reply)
     if not stored.is_duplicate:
         event = EventRef(stored.id, source.name)
         response.call_on_close(lambda: runtime.outbox.publish_after_response([event]))
     seconds = time.perf_counter() - started
-    ACK_SECONDS.labels(provider.name).observe(seconds)
+    _metric_child(ACK_SECONDS, provider.name).observe(seconds)
     _log_request(stored, source, outcome, response.status_code, seconds)
     return response
 
@@ -102,21 +104,51 @@ def _accept(runtime: Runtime, source: SourceSettings, provider: Provider) -> tup
 
 
 def _raw_request(source: SourceSettings) -> RawRequest:
-    query = request.query_string
+    current = request._get_current_object()  # once: every attribute read through the proxy looks it up again
+    query = current.query_string
     try:
         query_text = query.decode("utf-8")
     except UnicodeDecodeError:
         query_text = query.decode("latin-1")
     return RawRequest(
-        method=request.method,
+        method=current.method,
         # The URL secret is a credential: it is never stored, so the admin API cannot show it.
-        path=f"/hooks/{source.name}/{REDACTED}" if source.url_secret else request.path,
+        path=f"/hooks/{source.name}/{REDACTED}" if source.url_secret else current.path,
         query_string=query_text,
-        headers={name: value for name, value in request.headers.items()},
-        body=request.get_data(cache=True),  # raises 413 past MAX_CONTENT_LENGTH
-        content_type=request.content_type or "",
-        remote_addr=request.remote_addr or "",
+        headers=_headers(current.environ),
+        body=current.get_data(cache=True),  # raises 413 past MAX_CONTENT_LENGTH
+        content_type=current.content_type or "",
+        remote_addr=current.remote_addr or "",
     )
+
+
+def _headers(environ: dict) -> dict[str, str]:
+    """The request's headers as werkzeug's `request.headers` lists them (`HTTP_USER_AGENT` as `User-Agent`, and
+    Content-Type and Content-Length when set), in one pass with each environ key's name worked out once per process:
+    werkzeug's generator re-derives every name on every request."""
+    headers = {}
+    for key, value in environ.items():
+        name = _HEADER_NAMES.get(key)
+        if name is None:
+            name = _header_name(key)
+            if len(_HEADER_NAMES) < MAX_CACHED_HEADER_NAMES:  # a sender inventing names cannot grow it for good
+                _HEADER_NAMES[key] = name
+        if name and (value or key not in _CGI_CONTENT_KEYS):
+            headers[name] = value
+    return headers
+
+
+def _header_name(environ_key: str) -> str:
+    """`HTTP_X_WEBHOOK_TOKEN` → `X-Webhook-Token`; "" for an environ key that is not a header."""
+    if environ_key.startswith("HTTP_") and environ_key not in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
+        return environ_key[5:].replace("_", "-").title()
+    if environ_key in _CGI_CONTENT_KEYS:
+        return environ_key.replace("_", "-").title()
+    return ""
+
+
+_CGI_CONTENT_KEYS = frozenset({"CONTENT_TYPE", "CONTENT_LENGTH"})
+_HEADER_NAMES: dict[str, str] = {}
 
 
 def _dedup_key(provider: Provider, raw: RawRequest) -> str:
@@ -127,6 +159,32 @@ def _dedup_key(provider: Provider, raw: RawRequest) -> str:
         log.info("%s: no dedup key from the provider (%s); using the body hash", provider.name, exc)
         key = Provider.dedup_key(provider, raw)
     return key if len(key) <= MAX_DEDUP_KEY_LENGTH else f"sha256:{stable_hash(key)}"
+
+
+def _response(reply: Reply) -> Response:
+    """The reply as Flask's jsonify writes it (a text or bytes body as it is), with one kept encoder."""
+    if isinstance(reply.body, (str, bytes)):
+        return Response(reply.body, status=reply.status)
+    return Response(_REPLY_JSON.encode(reply.body) + "\n", status=reply.status, mimetype="application/json")
+
+
+# Flask's compact JSON as create_app configures it (keys in the provider's order, UTF-8 as it is): jsonify builds
+# a new encoder for every response.
+_REPLY_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=False, separators=(",", ":"),
+                               default=DefaultJSONProvider.default)
+
+
+def _metric_child(metric, *labels: str):
+    """The metric's child for these (configured, so few) labels, looked up once per process: `labels()` validates
+    and locks every time."""
+    key = (id(metric), labels)
+    child = _METRIC_CHILDREN.get(key)
+    if child is None:
+        child = _METRIC_CHILDREN.setdefault(key, metric.labels(*labels))
+    return child
+
+
+_METRIC_CHILDREN: dict[tuple, object] = {}
 
 
 def _reply(provider: Provider, context: ReplyContext) -> Reply:

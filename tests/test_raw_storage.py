@@ -5,8 +5,11 @@ import threading
 from urllib.parse import quote
 
 import pytest
+from flask import Flask, request
 from sqlalchemy import select
 
+import ingest.hooks as hooks_module
+from ingest.hooks import _headers
 from ingest.schema import Event
 from tests.conftest import make_client
 
@@ -81,3 +84,29 @@ def test_the_url_secret_is_never_stored(client, runtime):
     event = stored(runtime)[0]
     assert event.path == "/hooks/generic-secret-url/<url_secret>"
     assert secret not in repr(event.headers)
+
+
+
+def test_stored_header_names_are_written_as_werkzeug_writes_them(client, runtime, generic_headers):
+    headers = {**generic_headers, "x-multi-part-name": "a", "Content-Type": "text/plain"}
+    client.post("/hooks/generic-main", data=b"body", headers=headers)
+    stored_headers = stored(runtime)[0].headers
+    assert stored_headers["X-Multi-Part-Name"] == "a"
+    assert (stored_headers["Content-Type"], stored_headers["Content-Length"]) == ("text/plain", "4")
+
+
+@pytest.mark.parametrize("content_type", ["", "application/json; charset=utf-8"])
+def test_the_headers_read_from_the_environ_equal_werkzeugs_request_headers(content_type):
+    headers = {"X-One": "1", "x-two-parts": "2", "Idempotency-Key": "key-1", "Accept-Encoding": "gzip"}
+    with Flask(__name__).test_request_context("/hooks/x", method="POST", headers=headers, data=b"{}",
+                                              content_type=content_type):
+        assert _headers(request.environ) == dict(request.headers)
+
+
+def test_header_names_past_the_cache_limit_are_read_all_the_same(monkeypatch):
+    monkeypatch.setattr(hooks_module, "_HEADER_NAMES", {})
+    monkeypatch.setattr(hooks_module, "MAX_CACHED_HEADER_NAMES", 2)
+    headers = {f"X-Invented-{number}": str(number) for number in range(5)}
+    with Flask(__name__).test_request_context("/hooks/x", method="POST", headers=headers):
+        assert _headers(request.environ) == dict(request.headers)
+    assert len(hooks_module._HEADER_NAMES) == 2
