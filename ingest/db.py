@@ -159,8 +159,8 @@ def _rows(result, first_only: bool) -> list[Sequence]:
 
 def _execute_through_driver(engine: Engine, statement: Executable, values: dict, first_only: bool
                             ) -> list[Sequence]:
-    """The hot paths on psycopg (the ingress INSERT, a message's attempts): a kept autocommit connection's cursor
-    (`ingest.kept_connections`; the pooled connection past their limit) and a prepared statement.
+    """The hot paths on psycopg (the ingress INSERT, a message's attempts): a prepared statement on a kept autocommit
+    connection (`ingest.kept_connections`), or on the pooled connection past their limit.
 
     SQLAlchemy's per-execution bookkeeping (execution context, isolation level set and reset, result wrapping) cost
     the request about as much CPU as the driver itself, and none of it does anything for one fixed statement.
@@ -176,7 +176,7 @@ def _execute_through_driver(engine: Engine, statement: Executable, values: dict,
     if kept is None:
         return _execute_on_pooled(engine, sql, {**constants, **values}, first_only, dbapi_error)
     try:
-        rows = _fetch(kept.cursor, sql, {**constants, **values}, first_only)
+        rows = kept.execute(sql, {**constants, **values})
     except BaseException as exc:
         kept_ones.discard(kept)
         if isinstance(exc, dbapi_error):
@@ -184,7 +184,7 @@ def _execute_through_driver(engine: Engine, statement: Executable, values: dict,
             raise DBAPIError.instance(sql, None, exc, dbapi_error) from exc
         raise
     kept_ones.give_back(kept)
-    return rows
+    return rows[:1] if first_only else rows
 
 
 def _execute_on_pooled(engine: Engine, sql: str, parameters: dict, first_only: bool, dbapi_error: type
