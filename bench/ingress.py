@@ -3,7 +3,8 @@
 Both are served by `workers.web.serve` (the gunicorn settings of `crm-ingest web`) on loopback ports, the hooks app on
 a private PostgreSQL schema and Redis key prefix, and both are driven by the same closed-loop load. It prints
 requests/s, p50 and p99 for each, the ratio hooks/hello, how evenly each round's connections spread over the
-workers, the peak RSS of every web process, and checks that every 200 corresponds to a committed event. A report, not a test: the exit status is 0 on a MISS.
+workers and what even and one-sided rounds served (bench.spread), the peak RSS of every web process, and checks
+that every 200 corresponds to a committed event. A report, not a test: the exit status is 0 on a MISS.
 
     python -m bench.ingress [--requests N] [--seconds T] [--concurrency C] [--workers W] [--threads T]
 """
@@ -29,6 +30,7 @@ from bench.hello_app import HELLO_PATH  # noqa: E402
 from bench.load import LoadResult, http_request, run_load  # noqa: E402
 from bench.servers import Server, cpu_seconds_of  # noqa: E402
 from bench.services import Services, private_services  # noqa: E402
+from bench.spread import RoundFigures, busiest_share, spread_lines  # noqa: E402
 
 TARGET_RATIO = 0.5
 TARGET_P99_MS = 25.0
@@ -86,9 +88,8 @@ class Endpoint:
     measured: LoadResult = field(default_factory=LoadResult)
     ok_responses: int = 0  # 200s, warm-up included: each one must be a committed event
     cpu_seconds: dict[str, float] = field(default_factory=dict)  # per part (bench.cpu), summed over the rounds
-    # Per measured round, the busiest worker's share of the workers' CPU: where the kernel put the round's new
-    # connections (all of them on one worker halves hello's throughput).
-    busiest_shares: list[float] = field(default_factory=list)
+    # Per measured round: its req/s and where the kernel put its new connections (bench.spread).
+    rounds: list[RoundFigures] = field(default_factory=list)
     next_number: int = 0
 
     def drive(self, scenario: Scenario, run: str, count: int, seconds: float, concurrency: int,
@@ -109,8 +110,9 @@ class Endpoint:
             for part, used in meter.seconds.items():
                 self.cpu_seconds[part] = self.cpu_seconds.get(part, 0.0) + used
             self.measured.merge(result)
-            if sum(per_worker) > 0:
-                self.busiest_shares.append(max(per_worker) / sum(per_worker))
+            share = busiest_share(per_worker)
+            if share is not None and result.wall_seconds > 0:
+                self.rounds.append(RoundFigures(result.completed / result.wall_seconds, share))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -248,13 +250,8 @@ def _report(args, endpoints: list[Endpoint], memory, stored: int, unpublished: i
         used = figures["cpu_us_per_request"]
         lines.append(f"  {name:<23} " + "  ".join(f"{used.get(part, 0.0):>10.0f}" for part in CPU_PARTS))
     lines.append("  (machine: every core's busy time, whoever used it; load: the benchmark's own client)")
-    lines.append("busiest worker's share of the workers' CPU per round (50 %: even; 100 %: one worker took every"
-                 " connection)")
-    for endpoint in endpoints:
-        shares = sorted(endpoint.busiest_shares)
-        lines.append(f"  {endpoint.name:<8} " + (f"{shares[0]:.0%} – {shares[-1]:.0%}, rounds above 90 %:"
-                                               f" {sum(share > 0.9 for share in shares)} of {len(shares)}"
-                                               if shares else "(no round measured)"))
+    spread_text, spread = spread_lines({endpoint.name: endpoint.rounds for endpoint in endpoints})
+    lines += spread_text
     durable = stored == ok_200 and ok_200 > 0
     lines += [
         "",
@@ -270,7 +267,7 @@ def _report(args, endpoints: list[Endpoint], memory, stored: int, unpublished: i
     for name, processes in peak_mb.items():
         lines.append(f"  {name:<6} " + ", ".join(f"{role} {pid}: {mb:.1f} MB" for role, pid, mb in processes))
     data = {"hello": hello, "hooks": hooks, "ratio": ratio, "ok_200": ok_200, "stored_events": stored,
-            "unpublished_events": unpublished, "queued_events": queued, "peak_rss_mb": peak_mb,
+            "unpublished_events": unpublished, "queued_events": queued, "peak_rss_mb": peak_mb, "spread": spread,
             "settings": {k: v for k, v in vars(args).items() if k not in ("database_url", "redis_url", "json")}}
     return {"text": "\n".join(lines), "data": data}
 
