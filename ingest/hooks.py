@@ -9,7 +9,7 @@ import json
 import logging
 import time
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Request, Response, current_app, request
 from flask.json.provider import DefaultJSONProvider
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -36,12 +36,13 @@ hooks = Blueprint("hooks", __name__)
 @hooks.route("/hooks/<source_name>/<url_secret>", methods=["GET", "POST"])
 def receive(source_name: str, url_secret: str | None = None):
     started = time.perf_counter()
+    current = request._get_current_object()  # once: each read through the proxy looks the request up again
     runtime: Runtime = current_app.extensions["crm_ingest"]
     source = _find_source(runtime, source_name, url_secret)
     provider = get_provider(source.provider)
     outcome = "error"
     try:
-        reply, stored = _accept(runtime, source, provider)
+        reply, stored = _accept(runtime, source, provider, current)
         outcome = "duplicate" if stored.is_duplicate else "accepted"
     except ApiError as exc:
         outcome = str(exc.status)
@@ -54,18 +55,19 @@ def receive(source_name: str, url_secret: str | None = None):
         response.call_on_close(lambda: runtime.outbox.publish_after_response([event]))
     seconds = time.perf_counter() - started
     _metric_child(ACK_SECONDS, provider.name).observe(seconds)
-    _log_request(stored, source, outcome, response.status_code, seconds)
+    _log_request(stored, source, outcome, response.status_code, seconds, current.environ)
     return response
 
 
-def _log_request(stored: StoredEvent, source: SourceSettings, outcome: str, status: int, seconds: float) -> None:
+def _log_request(stored: StoredEvent, source: SourceSettings, outcome: str, status: int, seconds: float,
+                 environ: dict) -> None:
     """The request's one line: the event it stored, with the fields of an access line (which it replaces)."""
     if not log.isEnabledFor(logging.INFO):
         return
     log.info("event redelivered, counted on the first" if stored.is_duplicate else "event stored", extra={
         "event_id": stored.id, "source": source.name, "provider": source.provider, "outcome": outcome,
-        **request_fields(request.environ, status, round(seconds * 1000, 3))})
-    request.environ[REQUEST_LOGGED] = True
+        **request_fields(environ, status, round(seconds * 1000, 3))})
+    environ[REQUEST_LOGGED] = True
 
 
 def _find_source(runtime: Runtime, name: str, url_secret: str | None) -> SourceSettings:
@@ -79,12 +81,13 @@ def _find_source(runtime: Runtime, name: str, url_secret: str | None) -> SourceS
     raise ApiError(404, "unknown_source", "no webhook source at this URL")
 
 
-def _accept(runtime: Runtime, source: SourceSettings, provider: Provider) -> tuple[Reply, StoredEvent]:
+def _accept(runtime: Runtime, source: SourceSettings, provider: Provider, current: Request
+            ) -> tuple[Reply, StoredEvent]:
     """Authenticate and store; the provider's reply and the stored event (the first one, for a redelivery)."""
-    if request.method not in provider.methods:
+    if current.method not in provider.methods:
         raise ApiError(405, "method_not_allowed",
-                       f"{provider.name} webhooks use {', '.join(sorted(provider.methods))}, not {request.method}")
-    raw = _raw_request(source)
+                       f"{provider.name} webhooks use {', '.join(sorted(provider.methods))}, not {current.method}")
+    raw = _raw_request(source, current)
     try:
         provider.authenticate(raw, source)
     except AuthenticationFailed as exc:
@@ -103,8 +106,7 @@ def _accept(runtime: Runtime, source: SourceSettings, provider: Provider) -> tup
     return _reply(provider, ReplyContext(stored, raw, source, runtime.read_sessions, runtime.settings)), stored
 
 
-def _raw_request(source: SourceSettings) -> RawRequest:
-    current = request._get_current_object()  # once: every attribute read through the proxy looks it up again
+def _raw_request(source: SourceSettings, current: Request) -> RawRequest:
     query = current.query_string
     try:
         query_text = query.decode("utf-8")
