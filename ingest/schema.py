@@ -80,7 +80,7 @@ class Event(Base):
     query_string: Mapped[str] = mapped_column(Text, default="")
     headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
     body: Mapped[bytes | None] = mapped_column(LargeBinary)
-    content_type: Mapped[str] = mapped_column(String(255), default="")
+    content_type: Mapped[str] = mapped_column(Text, default="")
     remote_addr: Mapped[str] = mapped_column(String(64), default="")
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     duplicate_count: Mapped[int] = mapped_column(Integer, default=0)

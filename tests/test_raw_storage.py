@@ -110,3 +110,10 @@ def test_header_names_past_the_cache_limit_are_read_all_the_same(monkeypatch):
     with Flask(__name__).test_request_context("/hooks/x", method="POST", headers=headers):
         assert _headers(request.environ) == dict(request.headers)
     assert len(hooks_module._HEADER_NAMES) == 2
+
+
+def test_a_content_type_of_any_length_is_stored_in_full(client, runtime, generic_headers):
+    content_type = "application/json; profile=" + "p" * 400
+    response = client.post("/hooks/generic-main", data=b"{}", headers={**generic_headers, "Content-Type": content_type})
+    assert response.status_code == 200
+    assert stored(runtime)[0].content_type == content_type
