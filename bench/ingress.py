@@ -7,6 +7,7 @@ workers and what even and one-sided rounds served (bench.spread), the peak RSS o
 that every 200 corresponds to a committed event. A report, not a test: the exit status is 0 on a MISS.
 
     python -m bench.ingress [--requests N] [--seconds T] [--concurrency C] [--workers W] [--threads T]
+                            [--no-cpu-affinity]
 """
 from __future__ import annotations
 
@@ -145,9 +146,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _start(args, scenario: Scenario, services: Services, workdir: Path) -> list[Endpoint]:
     config = services.write_config(workdir / "crm-ingest.toml", workdir / "hooks-data", {SOURCE: scenario.source})
-    hello = Server("hello", "bench.hello_app:create_hello_app", args.workers, args.threads, workdir)
+    hello = Server("hello", "bench.hello_app:create_hello_app", args.workers, args.threads, workdir,
+                   cpu_affinity=args.cpu_affinity)
     hooks = Server("hooks", "ingest.app:create_app", args.workers, args.threads, workdir,
-                   env={"CRM_INGEST_CONFIG": str(config)})
+                   env={"CRM_INGEST_CONFIG": str(config)}, cpu_affinity=args.cpu_affinity)
     try:
         hello.wait_ready(HELLO_PATH)
         hooks.wait_ready("/healthz")
@@ -165,6 +167,8 @@ def _arguments(argv):
     parser.add_argument("--concurrency", type=int, default=8, help="connections, each one request at a time")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (as `crm-ingest web`)")
     parser.add_argument("--threads", type=int, default=4, help="threads per worker (as `crm-ingest web`)")
+    parser.add_argument("--no-cpu-affinity", dest="cpu_affinity", action="store_false",
+                        help="as `crm-ingest web --no-cpu-affinity`: workers not pinned to CPUs")
     parser.add_argument("--warmup", type=int, default=300, help="unmeasured requests per endpoint first")
     # Many short rounds: each round's connections land on the workers as the kernel's accept race decides, and a
     # round whose eight all land on one worker measures half the throughput; over many rounds that averages out.
@@ -227,9 +231,10 @@ def _report(args, endpoints: list[Endpoint], memory, stored: int, unpublished: i
     peak_mb = {name: [(m.role, m.pid, m.peak_rss_kib / 1024) for m in processes] for name, processes in memory.items()}
     rss_ok = all(mb <= TARGET_RSS_MB for processes in peak_mb.values() for _, _, mb in processes)
     worker_class = "gthread" if args.threads > 1 else "sync"
+    pinned = "a CPU per worker" if args.cpu_affinity else "workers not pinned"
     lines = [
         f"crm-ingest ingress benchmark, {args.scenario} scenario: gunicorn {args.workers} worker(s) x {args.threads}"
-        f" thread(s) ({worker_class}) for both apps, {args.concurrency} keep-alive connections, loopback",
+        f" thread(s) ({worker_class}, {pinned}) for both apps, {args.concurrency} keep-alive connections, loopback",
         f"machine: {os.cpu_count()} CPU(s) {_cpu_model()}, load average at the end {_load_average()},"
         f" Python {platform.python_version()}",
         f"measured: up to {args.requests} requests or {args.seconds:g} s per endpoint in {args.rounds} alternating"

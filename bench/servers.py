@@ -37,7 +37,7 @@ class Server:
     """One gunicorn master and its workers, serving `app_factory` on a loopback port."""
 
     def __init__(self, name: str, app_factory: str, workers: int, threads: int, workdir: Path,
-                 env: dict[str, str] | None = None):
+                 env: dict[str, str] | None = None, cpu_affinity: bool = True):
         self.name = name
         self.port = free_port()
         self.log_path = workdir / f"{name}-server.log"
@@ -51,8 +51,8 @@ class Server:
         command = [sys.executable, "-c", "import sys; from workers.web import serve; "
                    "from ingest.logs import configure_logging; configure_logging(); "
                    "serve('127.0.0.1', int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), "
-                   "__import__('pathlib').Path(sys.argv[4]), sys.argv[5])",
-                   str(self.port), str(workers), str(threads), str(data_dir), app_factory]
+                   "__import__('pathlib').Path(sys.argv[4]), sys.argv[5], cpu_affinity=sys.argv[6] == 'on')",
+                   str(self.port), str(workers), str(threads), str(data_dir), app_factory, "on" if cpu_affinity else "off"]
         self._log = open(self.log_path, "ab")
         self.process = subprocess.Popen(command, cwd=workdir, env=child_env, stdout=self._log,
                                         stderr=subprocess.STDOUT)

@@ -51,15 +51,17 @@ def dev(host: str, port: int, log_format: str | None) -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int, help="gunicorn worker processes")
 @click.option("--threads", default=4, show_default=True, type=int, help="threads per worker process")
+@click.option("--cpu-affinity/--no-cpu-affinity", default=True, show_default=True,
+              help="keep each worker process on a CPU of its own (Linux)")
 @log_format_option
-def web(host: str, port: int, workers: int, threads: int, log_format: str | None) -> None:
+def web(host: str, port: int, workers: int, threads: int, cpu_affinity: bool, log_format: str | None) -> None:
     """Serve webhooks and the admin API with gunicorn."""
     from workers.observability import setup_logging_for
     from workers.web import serve
 
     settings = _settings()
     setup_logging_for(settings, log_format)
-    serve(host, port, workers, threads, settings.data_dir)
+    serve(host, port, workers, threads, settings.data_dir, cpu_affinity=cpu_affinity)
 
 
 @main.command(context_settings={"ignore_unknown_options": True})

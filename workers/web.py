@@ -9,6 +9,8 @@ from pathlib import Path
 
 from gunicorn.app.base import BaseApplication
 
+from workers.cpu_affinity import assign_cpu, pin_to_assigned_cpu
+
 # gunicorn's default line without the query string: Roistat sends its credential (`token`) as a query parameter.
 ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(f)s" "%(a)s"'
 # "module:callable" building the WSGI app in each worker; another one serves other apps with the very same settings
@@ -69,13 +71,15 @@ def prepare_metrics_dir(data_dir: Path) -> None:
 
 
 def serve(host: str, port: int, workers: int, threads: int, data_dir: Path,
-          app_factory: str = DEFAULT_APP_FACTORY) -> None:
+          app_factory: str = DEFAULT_APP_FACTORY, cpu_affinity: bool = True) -> None:
     prepare_metrics_dir(data_dir)
-    GunicornServer(gunicorn_options(host, port, workers, threads), app_factory).run()
+    GunicornServer(gunicorn_options(host, port, workers, threads, cpu_affinity), app_factory).run()
 
 
-def gunicorn_options(host: str, port: int, workers: int, threads: int) -> dict:
-    """The production server settings of `crm-ingest web`."""
+def gunicorn_options(host: str, port: int, workers: int, threads: int, cpu_affinity: bool = True) -> dict:
+    """The production server settings of `crm-ingest web`; with `cpu_affinity`, one CPU per worker
+    (workers.cpu_affinity)."""
+    pinning = {"pre_fork": assign_cpu, "post_fork": pin_to_assigned_cpu} if cpu_affinity else {}
     return {
         "bind": f"{host}:{port}",
         "workers": workers,
@@ -91,4 +95,5 @@ def gunicorn_options(host: str, port: int, workers: int, threads: int) -> dict:
         "post_worker_init": _post_worker_init,
         "worker_exit": _worker_exit,
         "control_socket_disable": True,  # one per host by default: two servers on a machine would clash
+        **pinning,
     }
