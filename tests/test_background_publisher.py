@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from ingest.events import EventRef
+from ingest.outbox import EVENTS_PER_MESSAGE
 from ingest.runtime import Runtime
 from ingest.schema import Event
 from tests.conftest import GENERIC_TOKEN, make_client, truncate_postgres
@@ -50,6 +52,14 @@ def test_stopping_the_background_publisher_publishes_what_is_still_queued(runtim
     post_events(runtime, 20)
     runtime.outbox.stop_background_publisher()
     assert queued_event_ids(runtime) == list(range(1, 21))
+
+
+def test_a_batch_goes_out_in_messages_of_at_most_events_per_message_ids(runtime):
+    events = [EventRef(event_id, "generic-main") for event_id in range(1, 2 * EVENTS_PER_MESSAGE + 51)]
+    assert runtime.outbox.publish(events)
+    messages = queued_messages(runtime)  # the embedded broker does not keep their order
+    assert sorted(len(message) for message in messages) == [50, EVENTS_PER_MESSAGE, EVENTS_PER_MESSAGE]
+    assert sorted(event_id for message in messages for event_id in message) == [event.id for event in events]
 
 
 def test_after_a_stop_the_ingress_publishes_by_itself_again(runtime):
