@@ -4,8 +4,8 @@ master picked for it when it forked it, the one fewest live workers are on.
 Why: a gthread worker's request threads and its accept loop hand the GIL to one another several times per request.
 Spread by the scheduler over several cores, each hand-over is a wake-up across CPUs, which on a virtual machine costs
 far more than the hand-over itself. Pinned, on 2 vCPUs with PostgreSQL and the load on the same cores, the ingress
-benchmark's webhook served about 35 % more requests per second at about 30 % lower p99, and the end-to-end benchmark
-about 10 % more events per second. `crm-ingest web --no-cpu-affinity` leaves the placement to the scheduler, for a
+benchmark's webhook served 25-35 % more requests per second at about 25 % lower p99, and the end-to-end benchmark
+2-9 % more events per second. `crm-ingest web --no-cpu-affinity` leaves the placement to the scheduler, for a
 host whose cores other work keeps busy.
 """
 from __future__ import annotations
