@@ -1,11 +1,12 @@
 """Task definitions: thin wrappers that load ids and call plain functions."""
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 
 from celery import Celery
-from celery.signals import worker_init
+from celery.signals import worker_init, worker_process_init
 
 from crm_sync.delivery.wake import DELIVER_QUEUE, DRAIN_TASK, SCHEDULE_TASK
 from crm_sync.metrics import events_relayed
@@ -62,6 +63,17 @@ def _load_before_the_pool_forks(sender=None, **_) -> None:
     runtime = getattr(getattr(sender, "app", None), "runtime", None)
     if runtime is not None:
         preload_for_pool(runtime)
+
+
+@worker_process_init.connect
+def _freeze_what_the_pool_process_starts_with(**_) -> None:
+    """Each pool process leaves the objects it was forked with out of the garbage collector's view (gc.freeze).
+
+    About 140 000 of them (SQLAlchemy, Celery, pydantic, the providers' and CRMs' modules) live as long as the process,
+    and every full collection walked them all; processing an event allocates enough to trigger one every few
+    hundred events. Frozen, the end-to-end benchmark's workers spent 1.5-1.6 against 1.8 ms of CPU per event and the
+    pipeline carried 518-532 against 459-461 events/s (alternating runs)."""
+    gc.freeze()
 
 
 def preload_for_pool(runtime) -> None:
