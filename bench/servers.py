@@ -52,7 +52,8 @@ class Server:
                    "from ingest.logs import configure_logging; configure_logging(); "
                    "serve('127.0.0.1', int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), "
                    "__import__('pathlib').Path(sys.argv[4]), sys.argv[5], cpu_affinity=sys.argv[6] == 'on')",
-                   str(self.port), str(workers), str(threads), str(data_dir), app_factory, "on" if cpu_affinity else "off"]
+                   str(self.port), str(workers), str(threads), str(data_dir), app_factory,
+                   "on" if cpu_affinity else "off"]
         self._log = open(self.log_path, "ab")
         self.process = subprocess.Popen(command, cwd=workdir, env=child_env, stdout=self._log,
                                         stderr=subprocess.STDOUT)

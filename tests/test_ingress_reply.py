@@ -5,17 +5,17 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from flask import Flask, jsonify
+from flask import jsonify
 
+from ingest.app import create_app
 from ingest.hooks import _response
 from ingest.providers.base import Provider, RawRequest, Reply, stable_hash
 
 
-def flask_app() -> Flask:
-    app = Flask(__name__)
-    app.json.sort_keys = False
-    app.json.ensure_ascii = False
-    return app
+@pytest.fixture
+def app(sqlite_runtime):
+    """The real app, so that a change to its JSON settings shows up here as a difference from jsonify."""
+    return create_app(sqlite_runtime)
 
 
 @pytest.mark.parametrize("body", [
@@ -23,21 +23,21 @@ def flask_app() -> Flask:
     {"result": "ok", "custom_data": [{"title": "Заказ №1", "content": "ёлка"}], "z": 1, "a": None},
     {"order_id": 123, "day": date(2026, 11, 21)},
 ], ids=["plain", "unicode-and-order", "date"])
-def test_a_json_reply_is_the_bytes_jsonify_writes(body):
-    with flask_app().app_context():
+def test_a_json_reply_is_the_bytes_jsonify_writes(app, body):
+    with app.app_context():
         expected = jsonify(body)
         response = _response(Reply(200, body))
     assert response.get_data() == expected.get_data()
     assert response.mimetype == expected.mimetype == "application/json"
 
 
-def test_a_reply_keeps_its_status():
-    with flask_app().app_context():
+def test_a_reply_keeps_its_status(app):
+    with app.app_context():
         assert _response(Reply(202, {"ok": True})).status_code == 202
 
 
-def test_a_text_reply_is_sent_as_it_is():
-    with flask_app().app_context():
+def test_a_text_reply_is_sent_as_it_is(app):
+    with app.app_context():
         assert _response(Reply(200, "OK")).get_data() == b"OK"
 
 
