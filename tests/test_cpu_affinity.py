@@ -9,6 +9,7 @@ import pytest
 import workers.cpu_affinity as cpu_affinity
 from bench.hello_app import HELLO_PATH
 from bench.servers import Server
+from tests.support.waiting import wait_until
 from workers.cpu_affinity import CPU_ATTRIBUTE, assign_cpu, pin_to_assigned_cpu
 
 CPUS = sorted(os.sched_getaffinity(0))
@@ -49,20 +50,25 @@ def test_a_worker_without_an_assigned_cpu_is_left_as_it_is():
     assert os.sched_getaffinity(0) == before
 
 
-def serve_and_read_affinities(tmp_path, cpu_affinity: bool) -> list[set[int]]:
+def serve_and_read_affinities(tmp_path, cpu_affinity: bool, settled=lambda affinities: True) -> list[set[int]]:
+    """The CPUs each of the two workers may run on, once both run and `settled` holds (a worker answering requests
+    does not mean that the other one has got past its post_fork yet)."""
     server = Server("hello", "bench.hello_app:create_hello_app", 2, 2, tmp_path, cpu_affinity=cpu_affinity)
     try:
         server.wait_ready(HELLO_PATH)
-        return [os.sched_getaffinity(pid) for pid in server.worker_pids()]
+
+        def both_workers() -> list[set[int]] | None:
+            affinities = [os.sched_getaffinity(pid) for pid in server.worker_pids()]
+            return affinities if len(affinities) == 2 and settled(affinities) else None
+        return wait_until(both_workers, timeout=30, what="two settled workers")
     finally:
         server.stop()
 
 
 @pytest.mark.skipif(len(CPUS) < 2, reason="pinning needs two CPUs to choose from")
 def test_each_served_worker_runs_on_a_cpu_of_its_own(tmp_path):
-    affinities = serve_and_read_affinities(tmp_path, cpu_affinity=True)
-    assert len(affinities) == 2
-    assert all(len(cpus) == 1 for cpus in affinities)
+    affinities = serve_and_read_affinities(tmp_path, cpu_affinity=True,
+                                           settled=lambda found: all(len(cpus) == 1 for cpus in found))
     assert affinities[0] != affinities[1]
 
 
