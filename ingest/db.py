@@ -9,7 +9,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 from sqlalchemy import Engine, Executable, create_engine, event, text
 from sqlalchemy.exc import DBAPIError
@@ -123,31 +123,29 @@ def ping(engine: Engine) -> None:
         connection.execute(text("SELECT 1"))
 
 
-def execute_committed(engine: Engine, statement: Executable, values: dict,
-                       for_driver: Callable[[dict], dict] = dict) -> Sequence | None:
-    """Run one statement as its own committed transaction; its row (None if it returned none)."""
-    rows = execute_committed_rows(engine, statement, values, for_driver, first_only=True)
-    return rows[0] if rows else None
-
-
-def execute_committed_rows(engine: Engine, statement: Executable, values: dict,
-                            for_driver: Callable[[dict], dict] = dict, first_only: bool = False) -> list[Sequence]:
+def execute_committed_rows(engine: Engine, statement: Executable, values: dict, first_only: bool = False
+                           ) -> list[Sequence]:
     """Run one statement as its own committed transaction; the rows it returned (only the first, `first_only`).
 
     On PostgreSQL in autocommit mode the statement is its own transaction: the server commits (and with
     synchronous_commit flushes) it before it reports ready, and psycopg returns only after that report, so a row in
     hand is a durable row. One round trip instead of three (BEGIN, INSERT, COMMIT). SQLite takes the explicit
-    transaction that this module sets up for it. `for_driver` gives the values as the driver takes them (what
-    SQLAlchemy's bind processing would have made of them).
+    transaction that this module sets up for it. Where the driver gets the statement itself (goes_through_driver),
+    the values must be as the driver takes them (what SQLAlchemy's bind processing would have made of them).
     """
-    if engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg":
-        return _execute_through_driver(engine, statement, for_driver(values), first_only)
+    if goes_through_driver(engine):
+        return _execute_through_driver(engine, statement, values, first_only)
     if engine.dialect.name == "postgresql":
         with engine.connect() as connection:
             result = connection.execution_options(isolation_level="AUTOCOMMIT").execute(statement, values)
             return _rows(result, first_only)
     with engine.begin() as connection:
         return _rows(connection.execute(statement, values), first_only)
+
+
+def goes_through_driver(engine: Engine) -> bool:
+    """Whether execute_committed_rows hands the statement to psycopg itself, skipping SQLAlchemy's bind processing."""
+    return engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg"
 
 
 def _rows(result, first_only: bool) -> list[Sequence]:

@@ -6,6 +6,9 @@ twice: correctness comes from the database, never from the broker.
 """
 from __future__ import annotations
 
+import os
+import threading
+import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
@@ -13,7 +16,9 @@ from typing import NamedTuple
 from sqlalchemy import Engine, Insert, Row, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
-from ingest.db import execute_committed, insert_for
+from ingest.db import execute_committed_rows, goes_through_driver, insert_for
+from ingest.group_commit import GroupCommit
+from ingest.metrics import STORE_BATCH_EVENTS
 from ingest.providers.base import RawRequest
 from ingest.schema import FINAL_STATUSES, Event, EventStatus, utcnow
 
@@ -35,10 +40,11 @@ def storable_headers(headers: dict[str, str], secret_headers: frozenset[str]) ->
 
 def store_event(engine: Engine, *, source: str, provider: str, dedup_key: str, request: RawRequest,
                 secret_headers: frozenset[str] = frozenset()) -> StoredEvent:
-    """INSERT the request, or count a redelivery on the first one: one statement, one commit, race-safe.
+    """INSERT the request, or count a redelivery on the first one: committed before it returns, race-safe.
 
     `ON CONFLICT DO UPDATE … RETURNING` returns the first event's row under any concurrency, which is why a
-    redelivery gets the very same reply (and Roistat the very same order_id) as the first delivery did.
+    redelivery gets the very same reply (and Roistat the very same order_id) as the first delivery did. Requests
+    storing at the same moment share one statement and one commit (ingest.group_commit).
     """
     now = utcnow()
     row_values = {
@@ -48,37 +54,69 @@ def store_event(engine: Engine, *, source: str, provider: str, dedup_key: str, r
         "content_type": request.content_type, "remote_addr": request.remote_addr,
         "received_at": now, "duplicate_count": 0, "status": EventStatus.RECEIVED, "enqueued_at": now, "attempts": 0,
     }
-    event_id, duplicate_count, received_at = execute_committed(engine, _upsert_statement(engine), row_values,
-                                                                _driver_values)
+    event_id, duplicate_count, received_at = event_writer(engine).submit((source, dedup_key), row_values)
     return StoredEvent(id=event_id, is_duplicate=duplicate_count > 0, duplicate_count=duplicate_count,
                        received_at=received_at)
 
 
 _UPSERT_COLUMNS = ("source", "provider", "dedup_key", "method", "path", "query_string", "headers", "body",
                    "content_type", "remote_addr", "received_at", "duplicate_count", "status", "enqueued_at", "attempts")
-_upsert_statements: dict[str, Insert] = {}
+MAX_EVENTS_PER_STATEMENT = 64
+_upsert_statements: dict[tuple[str, int], Insert] = {}
+_writers: weakref.WeakKeyDictionary[Engine, tuple[int, GroupCommit]] = weakref.WeakKeyDictionary()
+_writers_lock = threading.Lock()
 
 
-def _driver_values(values: dict) -> dict:
-    """What SQLAlchemy's bind processing would send for these columns: JSON wrapped, enums as their value."""
+def event_writer(engine: Engine) -> GroupCommit:
+    """The engine's group commit in this process (a forked child starts its own: its parent's queue is not its)."""
+    entry = _writers.get(engine)
+    if entry is None or entry[0] != os.getpid():
+        with _writers_lock:
+            entry = _writers.get(engine)
+            if entry is None or entry[0] != os.getpid():
+                group = GroupCommit(lambda rows: _upsert_rows(engine, rows), MAX_EVENTS_PER_STATEMENT,
+                                    STORE_BATCH_EVENTS.observe)
+                entry = _writers[engine] = (os.getpid(), group)
+    return entry[1]
+
+
+def _upsert_rows(engine: Engine, rows: list[dict]) -> list[tuple[int, int, datetime]]:
+    """One committed statement for rows with distinct (source, dedup_key): each one's (id, duplicate_count,
+    received_at), in the order given."""
+    values = {f"{name}_r{index}": value
+              for index, row in enumerate(rows) for name, value in _driver_values(engine, row).items()}
+    returned = execute_committed_rows(engine, _upsert_statement(engine, len(rows)), values)
+    by_key = {(source, dedup_key): (event_id, duplicates, received_at)
+              for event_id, duplicates, received_at, source, dedup_key in returned}
+    return [by_key[row["source"], row["dedup_key"]] for row in rows]
+
+
+def _driver_values(engine: Engine, values: dict) -> dict:
+    """What SQLAlchemy's bind processing would send for these columns, where the statement goes to psycopg itself
+    (ingest.db.execute_committed_rows): JSON wrapped, enums as their value."""
+    if not goes_through_driver(engine):
+        return values
     from psycopg.types.json import Json
 
     return {**values, "headers": Json(values["headers"]), "status": str(values["status"])}
 
 
-def _upsert_statement(engine: Engine) -> Insert:
-    """Built once per dialect with bound parameters: every request reuses its compiled form (the ingress hot path
-    otherwise spends most of its insert time constructing and caching a new ORM statement)."""
-    statement = _upsert_statements.get(engine.dialect.name)
+def _upsert_statement(engine: Engine, rows: int) -> Insert:
+    """Built once per dialect and number of rows with bound parameters (`source_r0`, `source_r1`…): every batch of
+    that size reuses its compiled form (the ingress hot path otherwise spends most of its insert time constructing
+    and caching a new ORM statement)."""
+    key = (engine.dialect.name, rows)
+    statement = _upsert_statements.get(key)
     if statement is None:
         table = Event.__table__
-        insert = insert_for(engine)(table).values(
-            {name: bindparam(name, type_=table.c[name].type) for name in _UPSERT_COLUMNS})
+        insert = insert_for(engine)(table).values([
+            {name: bindparam(f"{name}_r{index}", type_=table.c[name].type) for name in _UPSERT_COLUMNS}
+            for index in range(rows)])
         statement = insert.on_conflict_do_update(
             index_elements=[table.c.source, table.c.dedup_key],
             set_={"duplicate_count": table.c.duplicate_count + 1, "last_duplicate_at": insert.excluded.received_at},
-        ).returning(table.c.id, table.c.duplicate_count, table.c.received_at)
-        _upsert_statements[engine.dialect.name] = statement
+        ).returning(table.c.id, table.c.duplicate_count, table.c.received_at, table.c.source, table.c.dedup_key)
+        _upsert_statements[key] = statement
     return statement
 
 

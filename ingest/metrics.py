@@ -22,6 +22,9 @@ REQUESTS = Counter("crm_ingest_webhook_requests_total", "Webhook requests by sou
                    ["source", "provider", "outcome"])
 ACK_SECONDS = Histogram("crm_ingest_webhook_ack_seconds", "Time from request start to acknowledgement",
                         ["provider"], buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5))
+STORE_BATCH_EVENTS = Histogram("crm_ingest_store_batch_events",
+                               "Webhook requests stored per committed statement (ingest.group_commit)",
+                               buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32, 64))
 
 
 class _ThisProcess(Collector):

@@ -44,3 +44,9 @@ def test_metrics_are_prometheus_text(client, generic_headers):
     assert response.content_type.startswith("text/plain")
     assert b'crm_ingest_webhook_requests_total{outcome="accepted",provider="generic",source="generic-main"}' \
         in response.data
+
+
+def test_metrics_show_how_many_requests_each_commit_stored(client, generic_headers):
+    client.post("/hooks/generic-main", data=b"{}", headers=generic_headers)
+    response = client.get("/metrics")
+    assert b'crm_ingest_store_batch_events_bucket{le="1.0"}' in response.data
