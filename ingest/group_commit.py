@@ -105,6 +105,8 @@ class GroupCommit(Generic[Row, Result]):
             for _ in batch:
                 self._queue.popleft()
             next_leader = self._queue[0] if self._queue else None
+        if next_leader is not None:  # first: the next write goes out while these threads answer their requests
+            next_leader.wake.release()
         for index, waiter in enumerate(batch):
             if results is not None:
                 waiter.result = results[index]
@@ -115,5 +117,3 @@ class GroupCommit(Generic[Row, Result]):
             waiter.done = True
             if index:
                 waiter.wake.release()
-        if next_leader is not None:
-            next_leader.wake.release()
