@@ -2,6 +2,8 @@
 (real SQLite and PostgreSQL; ingest.group_commit is the mechanism)."""
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -144,3 +146,23 @@ def test_a_request_the_database_rejects_fails_alone_and_its_batch_is_stored(engi
             bad.result(timeout=30)
         assert first.result(timeout=30) and all(future.result(timeout=30) for future in good)
     assert sorted(stored_rows(engine)) == ["b", "c", "first"]
+
+
+def test_a_forked_child_does_not_wait_behind_its_parents_queued_writes(engine):
+    parent_writer = event_writer(engine)
+    parent_writer._queue.append(object())  # a write the parent had queued when it forked: no thread of the child's
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: store, then report by exit status
+            signal.alarm(20)
+            engine.dispose(close=False)  # the parent's pooled connections are not the child's
+            try:
+                stored = store(engine, "from-the-child")
+                os._exit(0 if stored.id and event_writer(engine) is not parent_writer else 1)
+            except BaseException:
+                os._exit(2)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        parent_writer._queue.pop()
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert "from-the-child" in stored_rows(engine)
