@@ -137,8 +137,9 @@ def test_a_tombstone_records_the_erasure_without_the_erased_values(ops_runtime, 
 
     with ops_runtime.sessions() as session:
         tombstone = session.get(Erasure, report.erasure_id)
-        text = json.dumps({column.name: getattr(tombstone, column.name) for column in Erasure.__table__.columns},
-                          default=str)
+        # Every column but the time: its digits ("…:41.916…") can hold a trace like "916" by chance.
+        text = json.dumps({column.name: getattr(tombstone, column.name) for column in Erasure.__table__.columns
+                           if column.name != "erased_at"}, default=str)
     assert tombstone.command == "test" and tombstone.matched_by == ["phone"]
     assert tombstone.contact_ids == [people.ivan] and tombstone.event_ids == people.ivan_events
     assert tombstone.counts["events"] == 4 and tombstone.counts["interactions"] == 3
