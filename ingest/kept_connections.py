@@ -5,10 +5,11 @@ Why kept: checking a connection out of the pool, switching it to autocommit and 
 the connection in again (with the pool's reset) was a third of the ingress INSERT's client cost: 0.40 M instructions
 per request against 0.26 M on a kept connection (callgrind).
 
-At most as many are kept as the pool's size (5 by default): a web worker's request threads each end up with one, and
-a caller beyond the limit takes the pooled way. A connection that raised is closed, not kept. `Engine.dispose()`
-(and so `Runtime.close()`) closes the idle ones at once and the busy ones when they come back. A forked child never
-uses its parent's: it forgets them (psycopg leaves the parent's sockets alone) and opens its own.
+At most as many are kept as the pool's size (5 by default): under group commit (ingest.group_commit) a web worker's
+ingress writes mostly use one, the attempts of a worker's threads one each, and a caller beyond the limit takes the
+pooled way. A connection that raised is closed, not kept. `Engine.dispose()` (and so `Runtime.close()`) closes the
+idle ones at once and the busy ones when they come back. A forked child never uses its parent's: it forgets them
+(psycopg leaves the parent's sockets alone) and opens its own.
 """
 from __future__ import annotations
 

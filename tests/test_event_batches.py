@@ -12,6 +12,7 @@ from typing import Iterator
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import Engine, create_engine, make_url, select, text
+from sqlalchemy.exc import DBAPIError
 
 from ingest.db import make_engine
 from ingest.events import StoredEvent, event_writer, store_event
@@ -142,7 +143,7 @@ def test_a_request_the_database_rejects_fails_alone_and_its_batch_is_stored(engi
             bad = pool.submit(store, engine, "bad", 9, "/hooks/generic-main\x00")  # PostgreSQL text takes no NUL
             wait_until(lambda: writer.queued() == 4, what="the other writes queued")
 
-        with pytest.raises(Exception, match="NUL"):
+        with pytest.raises(DBAPIError, match="NUL"):
             bad.result(timeout=30)
         assert first.result(timeout=30) and all(future.result(timeout=30) for future in good)
     assert sorted(stored_rows(engine)) == ["b", "c", "first"]
