@@ -154,13 +154,17 @@ _HEADER_NAMES: dict[str, str] = {}
 
 
 def _dedup_key(provider: Provider, raw: RawRequest) -> str:
-    """A provider that cannot read the body still gets a key: the body's hash, so the request is stored."""
+    """A provider that cannot read the body still gets a key: the body's hash, so the request is stored.
+
+    A key the column cannot hold (too long, or with a NUL, which PostgreSQL text refuses: a provider's id read from
+    JSON may carry one) is stored as its hash, the same for every redelivery: refusing it would answer 503 forever.
+    """
     try:
         key = provider.dedup_key(raw)
     except Exception as exc:
         log.info("%s: no dedup key from the provider (%s); using the body hash", provider.name, exc)
         key = Provider.dedup_key(provider, raw)
-    return key if len(key) <= MAX_DEDUP_KEY_LENGTH else f"sha256:{stable_hash(key)}"
+    return key if len(key) <= MAX_DEDUP_KEY_LENGTH and "\x00" not in key else f"sha256:{stable_hash(key)}"
 
 
 def _response(reply: Reply) -> Response:

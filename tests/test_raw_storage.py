@@ -78,6 +78,14 @@ def test_fifty_concurrent_identical_deliveries_store_exactly_one_event(runtime, 
     assert events[0].duplicate_count == 49
 
 
+def test_a_delivery_id_longer_than_the_column_is_stored_as_its_hash_and_still_deduplicates(client, runtime,
+                                                                                           generic_headers):
+    headers = {**generic_headers, "Idempotency-Key": "k" * 300}
+    assert [client.post("/hooks/generic-main", data=b"{}", headers=headers).status_code for _ in range(2)] == [200, 200]
+    [event] = stored(runtime)
+    assert event.dedup_key.startswith("sha256:") and event.duplicate_count == 1
+
+
 def test_the_url_secret_is_never_stored(client, runtime):
     secret = "url-secret-for-tests-0123456789"
     client.post(f"/hooks/generic-secret-url/{secret}", data=b"{}", content_type="application/json")

@@ -215,6 +215,14 @@ def test_a_repeated_client_update_is_a_redelivery_and_a_changed_one_is_new(jivo)
     assert [event.duplicate_count for event in jivo.events()] == [1, 0]
 
 
+def test_a_chat_id_with_a_nul_is_stored_under_a_hashed_key_and_its_redelivery_counted(jivo):
+    """PostgreSQL text refuses NUL: stored as the key's hash, where the raw key would be answered 503 forever."""
+    body = {**sample("chat_accepted.json"), "chat_id": "76\u000036"}
+    assert [post(jivo, body).status_code for _ in range(2)] == [200, 200]
+    [event] = jivo.events()
+    assert event.dedup_key.startswith("sha256:") and event.duplicate_count == 1
+
+
 def test_garbage_bodies_are_deduplicated_by_their_bytes(jivo):
     post(jivo, b"not json")
     post(jivo, b"not json")
