@@ -15,6 +15,23 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _without_nul(cls, value: Any) -> Any:
+        """A NUL in a provider's text carries nothing, and PostgreSQL text refuses it: one in a visitor's name would
+        send the whole event dead."""
+        return _without_nul(value)
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    return value
+
 
 class InteractionKind(StrEnum):
     CHAT = "chat"                      # a conversation (chat, livechat room) as a whole

@@ -239,6 +239,15 @@ def known_visitor(harness, *names: str) -> None:
     harness.process_all()
 
 
+def test_a_nul_in_a_visitors_name_and_chat_id_is_dropped_and_the_event_processed(jivo):
+    body = sample("chat_finished.json")
+    body["chat_id"], body["visitor"]["name"] = "76\u000036", "John\u0000 Smith"
+    post(jivo, body)
+    [event] = jivo.process_all()
+    assert (event.status, event.error_message) == ("processed", None)
+    assert post(jivo, payload("jivo/chat_accepted.json")).get_json()["contact_info"]["name"] == "John Smith"
+
+
 def test_a_chat_accepted_for_a_known_visitor_gets_the_contact_card(jivo):
     known_visitor(jivo, "chat_finished.json")
     response = post(jivo, payload("jivo/chat_accepted.json"))
