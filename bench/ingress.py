@@ -260,7 +260,7 @@ def _report(args, endpoints: list[Endpoint], memory, stored: int, unpublished: i
     durable = stored == ok_200 and ok_200 > 0
     lines += [
         "",
-        f"ratio hooks/hello req/s   {ratio:6.2f}     target >= {TARGET_RATIO}    {_verdict(ratio >= TARGET_RATIO)}",
+        f"ratio hooks/hello req/s   {ratio:6.3f}     target >= {TARGET_RATIO}    {_verdict(ratio >= TARGET_RATIO)}",
         f"hooks p99                 {hooks['p99_ms']:6.2f} ms  target <= {TARGET_P99_MS:g} ms  "
         f"{_verdict(hooks['p99_ms'] <= TARGET_P99_MS)}",
         f"acks after commit         {ok_200} responses 200 (warm-up included), {stored} events stored  "
