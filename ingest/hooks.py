@@ -1,13 +1,15 @@
 """`/hooks/<source>`: find the source, authenticate, store the raw request (one commit), reply, enqueue.
 
 Nothing on this path talks to a CRM. The broker publish runs after the response is sent, so a slow or dead broker
-never delays an acknowledgement; the relay covers whatever the publish misses.
+never delays an acknowledgement; the relay covers whatever the publish misses. The request's log line and its
+acknowledgement-time sample come after the response too.
 """
 from __future__ import annotations
 
 import json
 import logging
 import time
+from typing import Callable
 
 from flask import Blueprint, Request, Response, current_app, request
 from flask.json.provider import DefaultJSONProvider
@@ -50,24 +52,31 @@ def receive(source_name: str, url_secret: str | None = None):
     finally:
         _metric_child(REQUESTS, source.name, provider.name, outcome).inc()
     response = _response(reply)
+    seconds = time.perf_counter() - started
+    # After the response is sent, as gunicorn writes its access line: the acknowledgement waits for neither.
+    response.call_on_close(_request_recorder(stored, source, provider, outcome, response.status_code, seconds,
+                                             current.environ))
     if not stored.is_duplicate:
         event = EventRef(stored.id, source.name)
         response.call_on_close(lambda: runtime.outbox.publish_after_response([event]))
-    seconds = time.perf_counter() - started
-    _metric_child(ACK_SECONDS, provider.name).observe(seconds)
-    _log_request(stored, source, outcome, response.status_code, seconds, current.environ)
     return response
 
 
-def _log_request(stored: StoredEvent, source: SourceSettings, outcome: str, status: int, seconds: float,
-                 environ: dict) -> None:
-    """The request's one line: the event it stored, with the fields of an access line (which it replaces)."""
-    if not log.isEnabledFor(logging.INFO):
-        return
-    log.info("event redelivered, counted on the first" if stored.is_duplicate else "event stored", extra={
-        "event_id": stored.id, "source": source.name, "provider": source.provider, "outcome": outcome,
-        **request_fields(environ, status, round(seconds * 1000, 3))})
-    environ[REQUEST_LOGGED] = True
+def _request_recorder(stored: StoredEvent, source: SourceSettings, provider: Provider, outcome: str, status: int,
+                      seconds: float, environ: dict) -> Callable[[], None]:
+    """The request's acknowledgement time and its one line: the event it stored, with the fields of an access line
+    (which it replaces, so the line is claimed now: gunicorn writes the access line before closing the response)."""
+    logs = log.isEnabledFor(logging.INFO)
+    if logs:
+        environ[REQUEST_LOGGED] = True
+
+    def record() -> None:
+        _metric_child(ACK_SECONDS, provider.name).observe(seconds)
+        if logs:
+            log.info("event redelivered, counted on the first" if stored.is_duplicate else "event stored", extra={
+                "event_id": stored.id, "source": source.name, "provider": source.provider, "outcome": outcome,
+                **request_fields(environ, status, round(seconds * 1000, 3))})
+    return record
 
 
 def _find_source(runtime: Runtime, name: str, url_secret: str | None) -> SourceSettings:

@@ -1,6 +1,8 @@
 """/healthz answers without I/O; /readyz checks the database and the broker and names what fails."""
 from __future__ import annotations
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from ingest.runtime import Runtime
 from tests.conftest import make_client
 
@@ -44,6 +46,17 @@ def test_metrics_are_prometheus_text(client, generic_headers):
     assert response.content_type.startswith("text/plain")
     assert b'crm_ingest_webhook_requests_total{outcome="accepted",provider="generic",source="generic-main"}' \
         in response.data
+
+
+def test_metrics_time_each_acknowledgement_by_provider(client, generic_headers):
+    def acknowledged() -> float:
+        page = client.get("/metrics").get_data(as_text=True)
+        return sum(sample.value for family in text_string_to_metric_families(page) for sample in family.samples
+                   if sample.name == "crm_ingest_webhook_ack_seconds_count" and sample.labels["provider"] == "generic")
+
+    before = acknowledged()
+    client.post("/hooks/generic-main", data=b"{}", headers=generic_headers)
+    assert acknowledged() == before + 1
 
 
 def test_metrics_show_how_many_requests_each_commit_stored(client, generic_headers):

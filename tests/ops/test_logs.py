@@ -78,11 +78,18 @@ def test_a_published_batch_is_one_line_per_source_listing_its_events(ops_runtime
         ("generic-main", [1, 3]), ("jivo-main", [2])]
 
 
+def serve_once(app, environ: dict) -> None:
+    """As a WSGI server does: send the body, then close the response (after-response work runs on close)."""
+    response = app(environ, lambda status, headers: None)
+    b"".join(response)
+    response.close()
+
+
 def test_a_stored_event_is_logged_once_with_the_fields_of_an_access_line(ops_client, log_lines):
     read = log_lines("json")
     environ = EnvironBuilder("/hooks/generic-main", method="POST", data=b'{"email": "a@example.com"}',
                              headers=GENERIC).get_environ()
-    b"".join(ops_client.application(environ, lambda status, headers: None))
+    serve_once(ops_client.application, environ)
 
     stored = [line for line in read() if line["message"] == "event stored"]
 
@@ -92,6 +99,19 @@ def test_a_stored_event_is_logged_once_with_the_fields_of_an_access_line(ops_cli
         "outcome": "accepted"}
     assert stored[0]["duration_ms"] >= 0
     assert environ[REQUEST_LOGGED] is True  # so gunicorn's access log leaves the request out
+
+
+def test_a_stored_event_is_logged_after_its_response_is_sent(ops_client, log_lines):
+    read = log_lines("json")
+    environ = EnvironBuilder("/hooks/generic-main", method="POST", data=b'{"email": "a@example.com"}',
+                             headers=GENERIC).get_environ()
+    response = ops_client.application(environ, lambda status, headers: None)
+    b"".join(response)
+    unsent = [line for line in read() if line["message"] == "event stored"]
+    response.close()
+
+    assert unsent == [] and environ[REQUEST_LOGGED] is True
+    assert [line["event_id"] for line in read() if line["message"] == "event stored"] == [1]
 
 
 def access_lines_for(environ: dict, log_lines) -> list[dict]:
