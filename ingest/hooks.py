@@ -165,28 +165,47 @@ _HEADER_NAMES: dict[str, str] = {}
 def _dedup_key(provider: Provider, raw: RawRequest) -> str:
     """A provider that cannot read the body still gets a key: the body's hash, so the request is stored.
 
-    A key the column cannot hold (too long, or with a NUL, which PostgreSQL text refuses: a provider's id read from
-    JSON may carry one) is stored as its hash, the same for every redelivery: refusing it would answer 503 forever.
+    A key the column cannot hold (too long, with a NUL, which PostgreSQL text refuses, or with a lone surrogate,
+    which is not UTF-8 text: a provider's id read from JSON may carry either) is stored as its hash, the same for
+    every redelivery: refusing it would answer 503 forever.
     """
     try:
         key = provider.dedup_key(raw)
     except Exception as exc:
         log.info("%s: no dedup key from the provider (%s); using the body hash", provider.name, exc)
         key = Provider.dedup_key(provider, raw)
-    return key if len(key) <= MAX_DEDUP_KEY_LENGTH and "\x00" not in key else f"sha256:{stable_hash(key)}"
+    return key if _storable(key) else f"sha256:{stable_hash(key)}"
+
+
+def _storable(key: str) -> bool:
+    if len(key) > MAX_DEDUP_KEY_LENGTH or "\x00" in key:
+        return False
+    if key.isascii():
+        return True
+    try:
+        key.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _response(reply: Reply) -> Response:
     """The reply as Flask's jsonify writes it (a text or bytes body as it is), with one kept encoder."""
     if isinstance(reply.body, (str, bytes)):
         return Response(reply.body, status=reply.status)
-    return Response(_REPLY_JSON.encode(reply.body) + "\n", status=reply.status, mimetype="application/json")
+    try:
+        data = _REPLY_JSON.encode(reply.body).encode()
+    except UnicodeEncodeError:  # a lone surrogate echoed from the provider's JSON: sent escaped, as it came
+        data = _ASCII_REPLY_JSON.encode(reply.body).encode()
+    return Response(data + b"\n", status=reply.status, mimetype="application/json")
 
 
 # Flask's compact JSON as create_app configures it (keys in the provider's order, UTF-8 as it is): jsonify builds
 # a new encoder for every response.
 _REPLY_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=False, separators=(",", ":"),
                                default=DefaultJSONProvider.default)
+_ASCII_REPLY_JSON = json.JSONEncoder(ensure_ascii=True, sort_keys=False, separators=(",", ":"),
+                                     default=DefaultJSONProvider.default)
 
 
 def _metric_child(metric, *labels: str):

@@ -10,6 +10,8 @@ from sqlalchemy import select
 
 import ingest.hooks as hooks_module
 from ingest.hooks import _headers
+from ingest.providers.base import RawRequest, stable_hash
+from ingest.providers.generic import GenericJSONProvider
 from ingest.schema import Event
 from tests.conftest import make_client
 
@@ -84,6 +86,16 @@ def test_a_delivery_id_longer_than_the_column_is_stored_as_its_hash_and_still_de
     assert [client.post("/hooks/generic-main", data=b"{}", headers=headers).status_code for _ in range(2)] == [200, 200]
     [event] = stored(runtime)
     assert event.dedup_key.startswith("sha256:") and event.duplicate_count == 1
+
+
+@pytest.mark.parametrize("key", ["id:76\x0036", "id:room-\ud800"], ids=["nul", "lone-surrogate"])
+def test_a_dedup_key_that_is_not_storable_text_is_stored_as_its_hash(key):
+    class KeyedProvider(GenericJSONProvider):
+        def dedup_key(self, request: RawRequest) -> str:
+            return key
+
+    stored_key = hooks_module._dedup_key(KeyedProvider(), RawRequest("POST", "/hooks/x", "", {}, b"{}"))
+    assert stored_key == f"sha256:{stable_hash(key)}"
 
 
 def test_the_url_secret_is_never_stored(client, runtime):

@@ -119,7 +119,8 @@ def secrets_equal(given: str | bytes | None, expected: str | bytes | None) -> bo
 
 def stable_hash(*parts: Any) -> str:
     """A short deterministic digest of JSON-able parts, for dedup keys."""
-    return hashlib.sha256(_STABLE_JSON.encode(parts).encode("utf-8")).hexdigest()[:32]
+    # surrogatepass: a lone surrogate from a provider's JSON hashes too (valid text hashes as it always did)
+    return hashlib.sha256(_STABLE_JSON.encode(parts).encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 # One encoder for every key: json.dumps with options builds a new one per call (on the ingress path, per request).

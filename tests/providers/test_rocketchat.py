@@ -144,6 +144,15 @@ def test_the_crm_data_later_webhooks_echo_is_our_reply_for_the_room(rocket):
     assert body_of("Message.crmdata_object.json")["crmData"] == reply.get_json()["data"]  # servers before 2023
 
 
+def test_a_room_id_with_a_lone_surrogate_is_echoed_escaped_as_it_came(rocket):
+    """JSON's "\\ud800" is not UTF-8 text: the reply carries it escaped, where encoding it raw failed with a 500."""
+    body = json.dumps(changed("LivechatSessionStart.json", _id="room-\ud800")).encode()  # ensure_ascii: escaped
+    responses = [post(rocket, body) for _ in range(2)]
+    assert [response.status_code for response in responses] == [200, 200]
+    assert responses[0].data.strip() == b'{"ok":true,"data":{"conversation_id":"rocketchat:room-\\ud800"}}'
+    assert [event.duplicate_count for event in rocket.events()] == [1]
+
+
 def test_an_offline_message_has_no_room_and_is_answered_with_a_plain_ok(rocket):
     response = post(rocket, "LivechatOfflineMessage.json")
     assert response.status_code == 200
