@@ -17,19 +17,28 @@ class _Model(BaseModel):
 
     @field_validator("*", mode="before")
     @classmethod
-    def _without_nul(cls, value: Any) -> Any:
-        """A NUL in a provider's text carries nothing, and PostgreSQL text refuses it: one in a visitor's name would
-        send the whole event dead."""
-        return _without_nul(value)
+    def _storable(cls, value: Any) -> Any:
+        """Text a database can hold: PostgreSQL text refuses NUL, and a lone surrogate (JSON's "\\ud800") is no
+        UTF-8 at all. Either one in a visitor's name would send the whole event dead; a NUL carries nothing, a lone
+        surrogate becomes U+FFFD, as any other undecodable text does."""
+        return _storable_text(value)
 
 
-def _without_nul(value: Any) -> Any:
+def _storable_text(value: Any) -> Any:
     if isinstance(value, str):
-        return value.replace("\x00", "") if "\x00" in value else value
+        if "\x00" in value:
+            value = value.replace("\x00", "")
+        if value.isascii():
+            return value
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return value
     if isinstance(value, dict):
-        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
+        return {_storable_text(key): _storable_text(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_without_nul(item) for item in value]
+        return [_storable_text(item) for item in value]
     return value
 
 

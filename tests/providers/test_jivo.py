@@ -248,6 +248,15 @@ def test_a_nul_in_a_visitors_name_and_chat_id_is_dropped_and_the_event_processed
     assert post(jivo, payload("jivo/chat_accepted.json")).get_json()["contact_info"]["name"] == "John Smith"
 
 
+def test_a_lone_surrogate_in_a_visitors_name_becomes_the_replacement_character(jivo):
+    body = sample("chat_finished.json")
+    body["visitor"]["name"] = "John\ud800 Smith"
+    post(jivo, json.dumps(body).encode())  # ensure_ascii: the surrogate travels escaped, as JSON allows
+    [event] = jivo.process_all()
+    assert (event.status, event.error_message) == ("processed", None)
+    assert post(jivo, payload("jivo/chat_accepted.json")).get_json()["contact_info"]["name"] == "John\ufffd Smith"
+
+
 def test_a_chat_accepted_for_a_known_visitor_gets_the_contact_card(jivo):
     known_visitor(jivo, "chat_finished.json")
     response = post(jivo, payload("jivo/chat_accepted.json"))
