@@ -28,8 +28,6 @@ def _storable_text(value: Any) -> Any:
     if isinstance(value, str):
         if "\x00" in value:
             value = value.replace("\x00", "")
-        if value.isascii():
-            return value
         try:
             value.encode()
         except UnicodeEncodeError:

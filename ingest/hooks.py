@@ -174,14 +174,12 @@ def _dedup_key(provider: Provider, raw: RawRequest) -> str:
     except Exception as exc:
         log.info("%s: no dedup key from the provider (%s); using the body hash", provider.name, exc)
         key = Provider.dedup_key(provider, raw)
-    return key if _storable(key) else f"sha256:{stable_hash(key)}"
+    return key if _fits_the_column(key) else f"sha256:{stable_hash(key)}"
 
 
-def _storable(key: str) -> bool:
+def _fits_the_column(key: str) -> bool:
     if len(key) > MAX_DEDUP_KEY_LENGTH or "\x00" in key:
         return False
-    if key.isascii():
-        return True
     try:
         key.encode()
     except UnicodeEncodeError:
