@@ -18,7 +18,9 @@ from crm_sync.delivery.clock import Clock
 from crm_sync.schema import DestinationState
 from ingest.db import insert_for, transaction
 
-LEASE_SECONDS = 60.0
+# A worker that dies holds its destinations up for at most this long; renewed every quarter of it, the lease
+# survives three failed renewals in a row (a database hiccup of up to 15 s).
+LEASE_SECONDS = 20.0
 log = logging.getLogger(__name__)
 
 
