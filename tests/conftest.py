@@ -27,10 +27,16 @@ PAYLOADS = Path(__file__).parent / "payloads"
 RUN_ID = uuid.uuid4().hex[:10]
 ADMIN_TOKEN = "admin-token-for-tests-0123456789"
 GENERIC_TOKEN = "generic-token-for-tests-0123456789"
+MAX_TEST_PROCESSES = 4
 BASE_SOURCES: dict[str, dict[str, Any]] = {
     "generic-main": {"provider": "generic", "token": GENERIC_TOKEN},
     "generic-secret-url": {"provider": "generic", "url_secret": "url-secret-for-tests-0123456789"},
 }
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """`-n auto`, capped: each test process holds its own PostgreSQL schema, connections and subprocess servers."""
+    return max(1, min(os.cpu_count() or 1, MAX_TEST_PROCESSES))
 
 
 def require_service(name: str, host: str, port: int) -> None:
