@@ -5,6 +5,7 @@ emails happens in the contact store, which keeps the original text beside the no
 """
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -18,16 +19,22 @@ class _Model(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _storable(cls, value: Any) -> Any:
-        """Text a database can hold: PostgreSQL text refuses NUL, and a lone surrogate (JSON's "\\ud800") is no
-        UTF-8 at all. Either one in a visitor's name would send the whole event dead; a NUL carries nothing, a lone
-        surrogate becomes U+FFFD, as any other undecodable text does."""
+        """Text a database can hold and a person can read: PostgreSQL text refuses NUL, and a lone surrogate (JSON's
+        "\\ud800") is no UTF-8 at all; either one in a visitor's name would send the whole event dead. Other control
+        characters (all but tab and line breaks) carry nothing a person wrote, and a CRM would keep them in the name
+        for every export and screen to trip over. They are dropped; a lone surrogate becomes U+FFFD, as any other
+        undecodable text does."""
         return _storable_text(value)
+
+
+# C0 controls but tab, LF and CR; and DEL. C1 (U+0080-U+009F) stays: mis-decoded Windows-1252 text lands there, and
+# which character was meant is a guess.
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def _storable_text(value: Any) -> Any:
     if isinstance(value, str):
-        if "\x00" in value:
-            value = value.replace("\x00", "")
+        value = _CONTROL_CHARACTERS.sub("", value)
         try:
             value.encode()
         except UnicodeEncodeError:

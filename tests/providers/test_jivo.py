@@ -248,6 +248,15 @@ def test_a_nul_in_a_visitors_name_and_chat_id_is_dropped_and_the_event_processed
     assert post(jivo, payload("jivo/chat_accepted.json")).get_json()["contact_info"]["name"] == "John Smith"
 
 
+def test_control_characters_in_a_visitors_name_are_dropped_and_the_event_processed(jivo):
+    body = sample("chat_finished.json")
+    body["visitor"]["name"] = "John\u001b[2J \u0007Smith\u007f"
+    post(jivo, body)
+    [event] = jivo.process_all()
+    assert (event.status, event.error_message) == ("processed", None)
+    assert post(jivo, payload("jivo/chat_accepted.json")).get_json()["contact_info"]["name"] == "John[2J Smith"
+
+
 def test_a_lone_surrogate_in_a_visitors_name_becomes_the_replacement_character(jivo):
     body = sample("chat_finished.json")
     body["visitor"]["name"] = "John\ud800 Smith"

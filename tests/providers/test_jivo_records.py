@@ -94,6 +94,12 @@ def test_chat_finished_is_a_closed_chat_with_its_transcript_in_utc():
     assert chat.occurred_at == chat.transcript[0].at
 
 
+def test_a_message_keeps_its_line_breaks_and_tabs_and_loses_other_control_characters():
+    body = sample("chat_finished.json")
+    body["chat"]["messages"][0]["message"] = "line one\r\n\tline two\u0008\u001b"
+    assert parse_one(body).interaction.transcript[0].text == "line one\r\n\tline two"
+
+
 def test_chat_finished_takes_its_agent_from_the_agents_list():
     chat = parse_one(payload("jivo/chat_finished.json")).interaction
     assert (chat.agent.id, chat.agent.name) == ("1", "Thomas Anderson")
