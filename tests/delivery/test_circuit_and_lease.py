@@ -2,11 +2,13 @@
 drainer per destination."""
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
 
-from crm_sync.delivery.lease import LEASE_SECONDS, take_lease
+from crm_sync.delivery.clock import SYSTEM_CLOCK
+from crm_sync.delivery.lease import LEASE_SECONDS, Heartbeat, take_lease
 from crm_sync.schema import DeliveryStatus
 from tests.contacts.provider_requests import jivo_chat
 from tests.delivery.conftest import hubspot_settings
@@ -92,6 +94,30 @@ def test_a_lease_whose_holder_died_runs_out_and_the_next_drainer_takes_over(harn
     report = harness.drain(NAME)
 
     assert (report.stopped, report.succeeded) == ("idle", 1)
+
+
+def test_a_heartbeat_keeps_renewing_the_lease_while_its_drainer_works(harness):
+    sessions, seconds = harness.runtime.sessions, 0.4
+    assert take_lease(sessions, NAME, "a-slow-drainer", SYSTEM_CLOCK.now(), seconds)
+    first_expiry = harness.state(NAME).lease_until
+
+    with Heartbeat(sessions, NAME, "a-slow-drainer", SYSTEM_CLOCK, seconds) as heartbeat:
+        time.sleep(3 * seconds)   # renewals every quarter of the lease: a dozen of them
+
+    assert not heartbeat.lost
+    assert harness.state(NAME).lease_until >= first_expiry + timedelta(seconds=2 * seconds)
+
+
+def test_a_heartbeat_that_finds_another_owner_says_the_lease_is_lost(harness):
+    sessions, seconds = harness.runtime.sessions, 0.4
+    assert take_lease(sessions, NAME, "a-paused-drainer", SYSTEM_CLOCK.now(), seconds)
+    with Heartbeat(sessions, NAME, "a-paused-drainer", SYSTEM_CLOCK, seconds) as heartbeat:
+        # As if the process had been paused past the lease's end and another drainer had taken over.
+        assert take_lease(sessions, NAME, "the-next-drainer", SYSTEM_CLOCK.now() + timedelta(seconds=2 * seconds))
+        time.sleep(seconds)
+
+    assert heartbeat.lost
+    assert harness.state(NAME).lease_owner == "the-next-drainer"
 
 
 def test_two_drainers_at_once_never_deliver_the_same_batch_twice(make_harness, hubspot_fake, database_url):
