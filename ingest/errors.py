@@ -6,7 +6,8 @@ from werkzeug.exceptions import HTTPException
 
 HTTP_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-    413: "body_too_large", 415: "unsupported_media_type", 500: "internal_error", 503: "unavailable",
+    413: "body_too_large", 414: "uri_too_long", 415: "unsupported_media_type", 417: "expectation_failed",
+    431: "header_fields_too_large", 500: "internal_error", 501: "not_implemented", 503: "unavailable",
 }
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from gunicorn.app.base import BaseApplication
 
 from workers.cpu_affinity import assign_cpu, pin_to_assigned_cpu
+from workers.protocol_errors import answer_protocol_errors_in_json
 
 # gunicorn's default line without the query string: Roistat sends its credential (`token`) as a query parameter.
 ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(f)s" "%(a)s"'
@@ -73,6 +74,7 @@ def prepare_metrics_dir(data_dir: Path) -> None:
 def serve(host: str, port: int, workers: int, threads: int, data_dir: Path,
           app_factory: str = DEFAULT_APP_FACTORY, cpu_affinity: bool = True) -> None:
     prepare_metrics_dir(data_dir)
+    answer_protocol_errors_in_json()
     GunicornServer(gunicorn_options(host, port, workers, threads, cpu_affinity), app_factory).run()
 
 
