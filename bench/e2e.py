@@ -29,7 +29,7 @@ if __package__ in (None, ""):  # `python bench/e2e.py` as well as `python -m ben
 from bench.cpu import CpuMeter  # noqa: E402
 from bench.crm import TOKEN, IndexedHubSpot  # noqa: E402
 from bench.e2e_report import report  # noqa: E402
-from workers.cli import DEFAULT_CONCURRENCY  # noqa: E402
+from workers.cli import DEFAULT_CONCURRENCY, DEFAULT_WEB_THREADS  # noqa: E402
 from bench.load import run_load  # noqa: E402
 from bench.noop import publish_noops, wait_until_consumed  # noqa: E402
 from bench.services import Services, private_services  # noqa: E402
@@ -192,7 +192,8 @@ def _arguments(argv):
     parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
                         help="pool processes per worker, both pipelines (default: as `crm-ingest worker`, cores + 1)")
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn workers (as `crm-ingest web`)")
-    parser.add_argument("--web-threads", type=int, default=4, help="threads per gunicorn worker")
+    parser.add_argument("--web-threads", type=int, default=DEFAULT_WEB_THREADS,
+                        help="threads per gunicorn worker (as `crm-ingest web`)")
     parser.add_argument("--connections", type=int, default=8, help="keep-alive connections sending the burst")
     parser.add_argument("--paced-connections", type=int, default=16, help="connections of the paced phase")
     parser.add_argument("--crm-rate", default=None, help='the destination\'s shared rate limit, e.g. "100/10s"')

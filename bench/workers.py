@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from bench.servers import REPO_ROOT, ProcessMemory, Server, children_of, cpu_seconds_of, memory_of
+from workers.cli import DEFAULT_WEB_THREADS
 
 START_TIMEOUT_SECONDS = 60
 STOP_TIMEOUT_SECONDS = 25
@@ -151,7 +152,7 @@ class Deployment:
     """The crm-ingest processes of one run on loopback: `crm-ingest web` (gunicorn), workers and, if asked, beat,
     all reading the same config file, as a small production deployment runs them."""
 
-    def __init__(self, config: Path, workdir: Path, *, web_workers: int = 2, web_threads: int = 4, workers: int = 1,
+    def __init__(self, config: Path, workdir: Path, *, web_workers: int = 2, web_threads: int = DEFAULT_WEB_THREADS, workers: int = 1,
                  concurrency: int = 2, beat: bool = False):
         self.config = config
         self.web = Server("web", "ingest.app:create_app", web_workers, web_threads, workdir,

@@ -37,7 +37,7 @@ def run_dev(host: str, port: int, log_format: str | None = None) -> int:
     # Text reads better in a terminal; the log_format setting or --log-format asks for JSON.
     log_format = log_format or settings.log_format or "text"
     return _supervise([
-        ["web", "--host", host, "--port", str(port), "--workers", "1", "--threads", "4", "--log-format", log_format],
+        ["web", "--host", host, "--port", str(port), "--workers", "1", "--log-format", log_format],
         ["worker", "--concurrency", "2", "--log-format", log_format],
         ["beat", "--log-format", log_format],
     ])
