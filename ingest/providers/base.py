@@ -82,7 +82,12 @@ class RawRequest:
         return out
 
     def json(self) -> Any:
-        """The body as JSON; raises ParseError with a readable reason."""
+        """The body as JSON, parsed once per request (the dedup key, the reply and parsing may each ask for it, so
+        treat it as read-only); raises ParseError with a readable reason."""
+        return self._json_document
+
+    @cached_property
+    def _json_document(self) -> Any:
         if not self.body.strip():
             raise ParseError("the body is empty; a JSON document was expected")
         try:

@@ -1,0 +1,24 @@
+"""RawRequest: the request as received, and what providers read from it."""
+from __future__ import annotations
+
+import pytest
+
+from ingest.providers.base import ParseError, RawRequest
+
+
+def raw(body: bytes) -> RawRequest:
+    return RawRequest(method="POST", path="/hooks/any", query_string="", headers={}, body=body,
+                      content_type="application/json")
+
+
+def test_the_body_is_parsed_once_however_often_a_provider_reads_it():
+    request = raw(b'{"event_name": "chat_accepted", "chat_id": 1}')
+    assert request.json_object() is request.json()
+    assert request.json() == {"event_name": "chat_accepted", "chat_id": 1}
+
+
+def test_a_body_that_is_not_json_fails_every_read_with_its_reason():
+    request = raw(b'{"event_name": ')
+    for _ in range(2):
+        with pytest.raises(ParseError, match="not valid JSON"):
+            request.json()
