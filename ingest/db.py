@@ -66,8 +66,15 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN")
 
 
-def make_sessions(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+def make_sessions(engine: Engine, bind: Engine | None = None) -> sessionmaker[Session]:
+    """Sessions on `engine`, or on `bind` (the engine with execution options) while engine_of still names `engine`."""
+    return sessionmaker(bind or engine, expire_on_commit=False, info={"engine": engine})
+
+
+def engine_of(session: Session) -> Engine:
+    """The Engine a session works on, for execute_committed_rows: a read session's bind is that engine with
+    execution options, which shares its pool but not its kept connections."""
+    return session.info.get("engine") or session.get_bind()
 
 
 def make_read_sessions(engine: Engine) -> sessionmaker[Session]:
@@ -77,7 +84,7 @@ def make_read_sessions(engine: Engine) -> sessionmaker[Session]:
     forth would undo the BEGIN recipe above)."""
     if engine.dialect.name != "postgresql":
         return make_sessions(engine)
-    return make_sessions(engine.execution_options(isolation_level="AUTOCOMMIT"))
+    return make_sessions(engine, bind=engine.execution_options(isolation_level="AUTOCOMMIT"))
 
 
 @contextmanager

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import event
 
-from crm_sync.contacts import get_cards, lookup_card
+from crm_sync.contacts import MAX_PREBUILT_KEYS, get_cards, lookup_card
 from tests.contacts.conftest import chat, lead, report, visitor
 
 
@@ -57,3 +57,12 @@ def test_a_card_lists_the_newest_interactions_first(store):
 def test_an_unknown_person_has_no_card(store):
     store.receive(report(visitor(email="ivan@example.ru"), lead("1")))
     assert store.card(visitor(email="maria@example.ru", phone="call me")) is None
+
+
+def test_a_card_is_found_by_any_of_more_keys_than_a_prebuilt_look_up_holds(store):
+    store.receive(report(visitor(email="ivan@example.ru"), lead("1")))
+    many = [f"other{n}@example.ru" for n in range(MAX_PREBUILT_KEYS)] + ["ivan@example.ru"]
+    with store.session() as session:
+        card = lookup_card(session, visitor(email=many), "RU", source="scripted")
+    assert card is not None and card.emails == ["ivan@example.ru"]
+
