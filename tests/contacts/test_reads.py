@@ -66,3 +66,12 @@ def test_a_card_is_found_by_any_of_more_keys_than_a_prebuilt_look_up_holds(store
         card = lookup_card(session, visitor(email=many), "RU", source="scripted")
     assert card is not None and card.emails == ["ivan@example.ru"]
 
+
+
+def test_a_cards_moments_are_utc_on_either_database(store):
+    occurred_at = datetime(2026, 3, 1, 12, 30, tzinfo=timezone.utc)
+    store.receive(report(visitor(email="ivan@example.ru"), lead("1", occurred_at=occurred_at)))
+    with store.session() as session:
+        card = lookup_card(session, visitor(email="ivan@example.ru"), "RU", source="scripted")
+    moment = card.interactions[0].occurred_at
+    assert moment == occurred_at and moment.tzinfo is timezone.utc
