@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# Execution option of the connections `transaction` works on: their transactions will write.
+WRITES = "crm_ingest_writes"
 
 
 def make_engine(database_url: str, **kwargs) -> Engine:
@@ -63,7 +65,10 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
-        connection.exec_driver_sql("BEGIN")
+        # A transaction that reads and then writes takes the write lock at BEGIN: asking for it after a read while
+        # another connection holds it fails at once with "database is locked" (SQLite's busy timeout does not wait
+        # there; waiting could not help a snapshot that the other writer is about to make stale).
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if connection.get_execution_options().get(WRITES) else "BEGIN")
 
 
 def make_sessions(engine: Engine, bind: Engine | None = None) -> sessionmaker[Session]:
@@ -89,8 +94,10 @@ def make_read_sessions(engine: Engine) -> sessionmaker[Session]:
 
 @contextmanager
 def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
-    """A session whose work is committed on success and rolled back on any exception."""
+    """A session whose work is committed on success and rolled back on any exception (on SQLite it holds the write
+    lock from its start)."""
     with sessions() as session, session.begin():
+        session.connection(execution_options={WRITES: True})
         yield session
 
 
