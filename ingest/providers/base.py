@@ -66,13 +66,23 @@ class RawRequest:
         return lowered
 
     def query(self) -> dict[str, str]:
-        """Query parameters, first value wins; `+` and percent escapes decoded as UTF-8."""
+        """Query parameters, first value wins; `+` and percent escapes decoded as UTF-8. Parsed once per request (a
+        Roistat request reads them to authenticate, for its dedup key and for its reply): treat it as read-only."""
+        return self._query_parameters
+
+    def form(self) -> dict[str, str]:
+        """A form-encoded body's fields, first value wins (empty for any other body); parsed once, read-only."""
+        return self._form_fields
+
+    @cached_property
+    def _query_parameters(self) -> dict[str, str]:
         out: dict[str, str] = {}
         for key, value in parse_qsl(self.query_string, keep_blank_values=True, encoding="utf-8", errors="replace"):
             out.setdefault(key, value)
         return out
 
-    def form(self) -> dict[str, str]:
+    @cached_property
+    def _form_fields(self) -> dict[str, str]:
         if "application/x-www-form-urlencoded" not in self.content_type.lower():
             return {}
         text = self.body.decode("utf-8", errors="replace")

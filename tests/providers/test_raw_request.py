@@ -22,3 +22,10 @@ def test_a_body_that_is_not_json_fails_every_read_with_its_reason():
     for _ in range(2):
         with pytest.raises(ParseError, match="not valid JSON"):
             request.json()
+
+
+def test_query_parameters_and_form_fields_are_parsed_once_however_often_they_are_read():
+    request = RawRequest(method="POST", path="/hooks/any", query_string="action=lead&phone=%2B7916", headers={},
+                         body=b"name=Ivan&name=Boris", content_type="application/x-www-form-urlencoded")
+    assert request.query() is request.query() and request.form() is request.form()
+    assert request.query() == {"action": "lead", "phone": "+7916"} and request.form() == {"name": "Ivan"}
