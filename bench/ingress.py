@@ -39,6 +39,7 @@ TARGET_P99_MS = 25.0
 TARGET_RSS_MB = 100.0
 POSTGRES = "postgres"
 SOURCE = "bench"
+CONFIG_FILE = "crm-ingest.toml"  # the hooks app's, in the run's folder
 TOKEN = "bench-token-" + uuid.uuid4().hex
 URL_SECRET = "bench-url-secret-" + uuid.uuid4().hex
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -52,6 +53,7 @@ class Scenario:
     hooks_path: str
     headers: dict[str, str]
     body: Callable[[int, str], bytes]
+    after_warmup: Callable[[Path], None] | None = None  # given the hooks app's config file
 
 
 def generic_scenario() -> Scenario:
@@ -62,8 +64,12 @@ def generic_scenario() -> Scenario:
                     {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}, body)
 
 
-def jivo_scenario() -> Scenario:
-    """Jivo's chat_accepted sample: its reply looks the visitor up in the contact store (a synchronous read)."""
+def jivo_scenario(known_visitors: int | None = None) -> Scenario:
+    """Jivo's chat_accepted sample: its reply looks the visitor up in the contact store (a synchronous read).
+
+    Every chat is a new visitor, or with `known_visitors` one of that many, whose warm-up chats are processed before
+    the measured rounds so that each reply carries the visitor's card.
+    """
     from ingest.providers import UnknownProvider, get_provider
 
     try:
@@ -73,13 +79,36 @@ def jivo_scenario() -> Scenario:
     sample = json.loads((REPO_ROOT / "tests" / "payloads" / "jivo" / "chat_accepted.json").read_bytes())
 
     def body(number: int, run: str) -> bytes:
-        visitor = {**sample["visitor"], "email": f"v{number}-{run}@example.com", "phone": f"+1408{number:07d}"}
+        person = number if known_visitors is None else number % known_visitors
+        # Each visitor their own Jivo client number too: the sample's one, shared, would make them all one contact.
+        visitor = {**sample["visitor"], "email": f"v{person}-{run}@example.com", "phone": f"+1408{person:07d}",
+                   "number": str(100_000 + person)}
         return json.dumps({**sample, "chat_id": number, "visitor": visitor}, ensure_ascii=False).encode()
-    return Scenario("jivo", {"provider": "jivo", "url_secret": URL_SECRET}, f"/hooks/{SOURCE}/{URL_SECRET}",
-                    {"Content-Type": "application/json"}, body)
+    return Scenario("jivo" if known_visitors is None else "jivo-known", {"provider": "jivo", "url_secret": URL_SECRET},
+                    f"/hooks/{SOURCE}/{URL_SECRET}", {"Content-Type": "application/json"}, body,
+                    None if known_visitors is None else _process_stored)
 
 
-SCENARIOS = {"generic": generic_scenario, "jivo": jivo_scenario}
+def _process_stored(config: Path) -> None:
+    """What a worker would make of the events stored so far, done here: their visitors become known contacts."""
+    from sqlalchemy import select
+
+    from crm_sync.pipeline import process_events
+    from ingest.runtime import Runtime
+    from ingest.schema import Event, EventStatus
+    from ingest.settings import load_settings
+
+    runtime = Runtime(load_settings(config))
+    try:
+        with runtime.sessions() as session:
+            waiting = list(session.scalars(select(Event.id).where(Event.status == EventStatus.RECEIVED)))
+        process_events(runtime.sessions, waiting)
+    finally:
+        runtime.close()
+
+
+# jivo-known: 200 visitors over and over, as a site's returning visitors; the warm-up chats make them known.
+SCENARIOS = {"generic": generic_scenario, "jivo": jivo_scenario, "jivo-known": lambda: jivo_scenario(200)}
 
 
 @dataclass
@@ -128,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for endpoint in endpoints:
                 endpoint.drive(scenario, run, args.warmup, args.seconds, args.concurrency, False, services)
+            if scenario.after_warmup is not None:
+                scenario.after_warmup(workdir / CONFIG_FILE)
             for _ in range(args.rounds):  # alternating, so background load on the machine hits both alike
                 for endpoint in endpoints:
                     endpoint.drive(scenario, run, max(1, args.requests // args.rounds),
@@ -146,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _start(args, scenario: Scenario, services: Services, workdir: Path) -> list[Endpoint]:
-    config = services.write_config(workdir / "crm-ingest.toml", workdir / "hooks-data", {SOURCE: scenario.source})
+    config = services.write_config(workdir / CONFIG_FILE, workdir / "hooks-data", {SOURCE: scenario.source})
     hello = Server("hello", "bench.hello_app:create_hello_app", args.workers, args.threads, workdir,
                    cpu_affinity=args.cpu_affinity)
     hooks = Server("hooks", "ingest.app:create_app", args.workers, args.threads, workdir,
@@ -180,7 +211,8 @@ def _arguments(argv):
         help="PostgreSQL database in which a private schema is created and dropped")
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"))
     parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="generic",
-                        help="generic: a JSON body with a bearer token; jivo: Jivo's chat_accepted sample")
+                        help="generic: a JSON body with a bearer token; jivo: Jivo's chat_accepted sample, every "
+                             "visitor new; jivo-known: the same from 200 returning visitors, so every reply has a card")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     args = parser.parse_args(argv)
     if min(args.requests, args.concurrency, args.workers, args.threads, args.rounds) < 1 or args.seconds <= 0:
