@@ -234,14 +234,14 @@ class _CardIdentity(NamedTuple):
 
 def _assemble(contact_rows, identity_rows, interaction_rows) -> dict[int, ContactCard]:
     """Cards from the rows of the card statements (tuples in their columns' order: either path gives those)."""
-    contacts = {row[0]: _CardContact(*row) for row in contact_rows}
+    contacts = {contact.id: contact for contact in (_CardContact(*row) for row in contact_rows)}
     identities: dict[int, list[_CardIdentity]] = {contact_id: [] for contact_id in contacts}
-    for row in identity_rows:
-        identities[row[1]].append(_CardIdentity(*row))
+    for identity in (_CardIdentity(*row) for row in identity_rows):
+        identities[identity.contact_id].append(identity)
     interactions: dict[int, list[InteractionSummary]] = {contact_id: [] for contact_id in contacts}
-    for row in interaction_rows:
-        *fields, occurred_at, updated_at = row
-        interactions[row[1]].append(InteractionSummary(*fields, _utc(occurred_at), _utc(updated_at)))
+    for *fields, occurred_at, updated_at in interaction_rows:
+        summary = InteractionSummary(*fields, _utc(occurred_at), _utc(updated_at))
+        interactions[summary.contact_id].append(summary)
     return {
         contact_id: ContactCard(
             contact_id=contact_id, name=contact.name,
