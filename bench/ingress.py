@@ -7,7 +7,7 @@ workers and what even and one-sided rounds served (bench.spread), the peak RSS o
 that every 200 corresponds to a committed event. A report, not a test: the exit status is 0 on a MISS.
 
     python -m bench.ingress [--requests N] [--seconds T] [--concurrency C] [--workers W] [--threads T]
-                            [--no-cpu-affinity]
+                            [--no-cpu-affinity] [--scenario generic|jivo|jivo-known]
 """
 from __future__ import annotations
 
