@@ -74,7 +74,7 @@ def one_person_through_four_providers(count: int) -> list:
     return deliveries
 
 
-IVAN_EVERYWHERE = {("email", EMAIL), ("phone", PHONE), ("jivo.visitor_number", "2198"),
+IVAN_EVERYWHERE = {("email", EMAIL), ("phone", PHONE), ("jivo.client_id", "2198"), ("jivo.visitor_number", "2198"),
                    ("livechat.customer_id", "cust-1"), ("rocketchat.visitor_token", "tok-1"),
                    ("rocketchat.visitor_id", "v-1"), ("roistat.visit", "12853")}
 

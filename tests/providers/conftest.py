@@ -9,6 +9,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from crm_sync.pipeline import process_event
+from crm_sync.schema import Contact
 from ingest.runtime import Runtime
 from ingest.schema import Event
 from tests.conftest import make_client
@@ -26,6 +27,11 @@ class ProviderHarness:
     def event(self, event_id: int) -> Event:
         with self.runtime.sessions() as session:
             return session.get(Event, event_id)
+
+    def contacts(self) -> list[Contact]:
+        """The live (not merged) contacts, by id."""
+        with self.runtime.sessions() as session:
+            return list(session.scalars(select(Contact).where(Contact.merged_into.is_(None)).order_by(Contact.id)))
 
     def process_all(self) -> list[Event]:
         """Process every stored event without a broker (the worker's code path) and return them all."""

@@ -293,6 +293,31 @@ def test_other_events_about_a_known_visitor_get_the_plain_acknowledgement(jivo):
         assert post(jivo, payload(f"jivo/{name}")).get_json() == OK
 
 
+def visitor_chat(name: str, email: str, number: str, user_token: str | None, chat_id: int) -> dict:
+    body = sample("chat_accepted.json")
+    body["visitor"] = {**body["visitor"], "name": name, "email": email, "phone": "", "number": number}
+    return {**body, "chat_id": chat_id, "user_token": user_token}
+
+
+def test_two_visitors_whose_site_passed_the_same_user_token_keep_their_own_contacts_and_cards(jivo):
+    shared = "https://shop.example/account"
+    post(jivo, visitor_chat("Anna", "anna@example.ru", "1001", shared, 1))
+    jivo.process_all()
+    card = post(jivo, visitor_chat("Boris", "boris@example.ru", "1002", shared, 2)).get_json()
+    jivo.process_all()
+    assert card == OK
+    assert len(jivo.contacts()) == 2
+
+
+def test_client_events_find_the_contact_that_chats_made_by_its_visitor_number(jivo):
+    post(jivo, visitor_chat("Anna", "anna@example.ru", "1217", None, 1))
+    post(jivo, {**sample("client_attribute_updated.json"), "client_id": 1217})
+    events = jivo.process_all()
+    assert [event.status for event in events] == ["processed", "processed"]
+    [contact] = jivo.contacts()
+    assert contact.name == "Anna"
+
+
 def test_the_chat_being_answered_is_not_counted_among_the_previous_chats(jivo):
     known_visitor(jivo, "chat_finished.json", "chat_updated.json")
     card = post(jivo, payload("jivo/chat_updated_contacts_entered.json")).get_json()

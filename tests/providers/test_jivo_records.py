@@ -48,7 +48,7 @@ def test_chat_accepted_is_an_assigned_chat_with_the_visitor_and_the_agent():
     assert (chat.kind, chat.state) == (InteractionKind.CHAT, ConversationState.ASSIGNED)
     assert (record.person.name, record.person.emails, record.person.phones) == (
         "John Smith", ["email@example.com"], ["+14084987855"])
-    assert identities(record) == {"jivo.visitor_number": "2198"}
+    assert identities(record) == {"jivo.client_id": "2198", "jivo.visitor_number": "2198"}
     assert (chat.agent.id, chat.agent.name, chat.agent.email) == ("2016", "Thomas Anderson", "agent@jivosite.com")
 
 
@@ -81,7 +81,7 @@ def test_legacy_chat_assigned_is_an_assigned_chat_keeping_the_crm_link_and_user_
     record = parse_one(payload("jivo/chat_assigned.json"))
     assert record.interaction.state == ConversationState.ASSIGNED
     assert record.interaction.extra["crm_link"] == "https://example.com"
-    assert identities(record)["jivo.user_token"] == "3c077929b8_12175"
+    assert record.person.attributes["user_token"] == "3c077929b8_12175"
 
 
 def test_chat_finished_is_a_closed_chat_with_its_transcript_in_utc():
@@ -192,7 +192,7 @@ def test_client_updated_is_a_contact_update_linking_the_client_id_and_the_visito
 def test_client_attribute_updated_records_the_attributes_on_the_client():
     record = parse_one(payload("jivo/client_attribute_updated.json"))
     assert record.interaction.kind == InteractionKind.CONTACT_UPDATE
-    assert identities(record) == {"jivo.client_id": "1217"}
+    assert identities(record) == {"jivo.client_id": "1217", "jivo.visitor_number": "1217"}
     assert record.person.attributes == {"some_number_attribute_name": 1234,
                                         "some_string_attribute_name": "Some string"}
 
@@ -204,9 +204,15 @@ def test_a_client_id_written_as_text_or_as_a_number_is_the_same_client():
     assert as_text.person.attributes["Город"] == "Подольск"
 
 
-def test_client_attribute_updated_naming_no_client_is_a_parse_error():
-    with pytest.raises(ParseError, match="no client_id"):
+def test_client_attribute_updated_naming_no_client_is_ignored_with_the_reason():
+    with pytest.raises(IgnoreEvent, match="no client_id"):
         jivo.parse(request_of({"event_name": "client_attribute_updated", "attributes": {"a": 1}}))
+
+
+def test_client_attribute_updated_naming_its_client_only_by_user_token_is_ignored():
+    with pytest.raises(IgnoreEvent, match="no client_id"):
+        jivo.parse(request_of({"event_name": "client_attribute_updated", "user_token": "https://shop.example/me",
+                               "attributes": {"a": 1}}))
 
 
 def test_a_crm_client_event_is_a_contact_update_with_the_cards_contacts():
@@ -215,7 +221,7 @@ def test_a_crm_client_event_is_a_contact_update_with_the_cards_contacts():
     assert record.interaction.kind == InteractionKind.CONTACT_UPDATE
     assert (person.name, person.phones, person.emails) == ("Фёдор Сидоров", ["8 (916) 555-12-34"],
                                                           ["f.sidorov@example.ru"])
-    assert identities(record) == {"jivo.client_id": "1217"}
+    assert identities(record) == {"jivo.client_id": "1217", "jivo.visitor_number": "1217"}
     assert person.attributes["crm_link"] == "https://crm.example.ru/clients/1217"
 
 
@@ -228,7 +234,7 @@ def test_a_crm_agent_assignment_names_the_responsible_agent_and_the_organization
 def test_a_crm_status_assignment_carrying_a_client_card_is_a_contact_update():
     record = parse_one(payload("jivo/crm_assigned_status.json"))
     assert record.interaction.kind == InteractionKind.CONTACT_UPDATE
-    assert identities(record) == {"jivo.client_id": "1"}
+    assert identities(record) == {"jivo.client_id": "1", "jivo.visitor_number": "1"}
     assert record.person.attributes["category"] == "unsuccessful"
 
 
@@ -254,12 +260,23 @@ def test_ids_written_as_numbers_read_as_text():
     assert record.interaction.agent.id == "2016"
 
 
-def test_a_user_token_is_an_identity_and_null_or_missing_is_none():
+def test_a_user_token_is_kept_as_an_attribute_and_null_or_missing_is_none():
     with_token = parse_one(payload("jivo/chat_accepted_cyrillic_free_form_phone.json"))
     null_token = parse_one(payload("jivo/chat_accepted.json"))
     missing_token = parse_one(payload("jivo/chat_finished.json"))
-    assert identities(with_token)["jivo.user_token"] == "3c077929b8_12175"
-    assert "jivo.user_token" not in identities(null_token) | identities(missing_token)
+    assert with_token.person.attributes["user_token"] == "3c077929b8_12175"
+    assert "user_token" not in null_token.person.attributes | missing_token.person.attributes
+
+
+def test_a_user_token_is_no_identity_the_site_may_pass_the_same_one_for_everybody():
+    record = parse_one(payload("jivo/chat_accepted_cyrillic_free_form_phone.json"))
+    assert not any(kind == "jivo.user_token" for kind in identities(record))
+
+
+def test_the_visitor_number_of_a_chat_is_also_the_client_id_of_client_events():
+    chat = parse_one(payload("jivo/chat_accepted.json"))
+    attributes = parse_one({**sample("client_attribute_updated.json"), "client_id": 2198})
+    assert identities(chat) == identities(attributes) == {"jivo.client_id": "2198", "jivo.visitor_number": "2198"}
 
 
 def test_cyrillic_names_and_free_form_phones_are_kept_as_written():
@@ -285,7 +302,7 @@ def test_null_empty_objects_and_empty_arrays_read_as_absent():
 
 def test_a_minimal_chat_with_every_optional_key_missing_still_parses():
     record = parse_one(payload("jivo/chat_accepted_minimal.json"))
-    assert identities(record) == {"jivo.visitor_number": "2200"}
+    assert identities(record) == {"jivo.client_id": "2200", "jivo.visitor_number": "2200"}
     chat = record.interaction
     assert (chat.page, chat.utm, chat.geo, chat.tags, chat.subject) == (None, {}, {}, [], None)
 

@@ -21,6 +21,7 @@ CALL_STATES = {
     "end": ConversationState.CLOSED,
     "error": ConversationState.CLOSED,
 }
+CLIENT_NUMBER_KINDS = ("client_id", "visitor_number")
 # Jivo documents unix seconds; a value this large can only be milliseconds.
 MILLISECONDS_THRESHOLD = 10**11
 
@@ -42,8 +43,8 @@ def records_of(event: payload.JivoEvent) -> list[CanonicalRecord]:
 def visitor_person(event: payload.JivoEvent) -> Person:
     """The visitor of a channel event, with every id Jivo gives them."""
     visitor = event.visitor or payload.Visitor()
-    identities = _identities(client_id=event.client_id, visitor_number=visitor.number, user_token=event.user_token)
-    attributes = {"category": _title(event.status), "social": visitor.social or None}
+    identities = _client_number_identities(event.client_id, visitor.number)
+    attributes = {"category": _title(event.status), "social": visitor.social or None, "user_token": event.user_token}
     return Person(
         name=visitor.name,
         emails=[visitor.email],
@@ -63,15 +64,23 @@ def _crm_person(client: payload.CrmClient) -> Person:
         name=client.name,
         emails=contacts("email"),
         phones=contacts("phone"),
-        identities=_identities(client_id=client.client_id),
+        identities=_client_number_identities(client.client_id),
         company=client.organization.name if client.organization else None,
         description=client.description,
         attributes=_present({"category": _title(client.status), "crm_link": client.crm_link}),
     )
 
 
-def _identities(**ids: str | None) -> list[ProviderIdentity]:
-    return [ProviderIdentity(kind=f"{PROVIDER}.{kind}", value=value) for kind, value in ids.items() if value]
+def _client_number_identities(*numbers: str | None) -> list[ProviderIdentity]:
+    """Jivo numbers each client of an account once: `client_id` in client and CRM events, `visitor.number` in chat
+    events (client_updated carries both, equal). Each number is recorded under both kinds, so that events of either
+    shape find one contact, and so do contacts recorded under one kind by earlier versions.
+
+    `user_token` is no identity: it is whatever the site passed to `jivo_api.setUserToken` ("a link | id | any
+    data", unchecked by Jivo), and a value two visitors share would merge them and show one the other's card.
+    """
+    return [ProviderIdentity(kind=f"{PROVIDER}.{kind}", value=number)
+            for number in dict.fromkeys(number for number in numbers if number) for kind in CLIENT_NUMBER_KINDS]
 
 
 # --- what happened ------------------------------------------------------------------------------------------------
@@ -116,10 +125,11 @@ def _client_updated(event: payload.JivoEvent) -> CanonicalRecord:
 
 
 def _client_attribute_updated(event: payload.JivoEvent) -> CanonicalRecord:
-    person = Person(identities=_identities(client_id=event.client_id, user_token=event.user_token),
-                    attributes=dict(event.attributes))
+    person = Person(identities=_client_number_identities(event.client_id),
+                    attributes={**event.attributes, **_present({"user_token": event.user_token})})
     if not person.identities:
-        raise ParseError("client_attribute_updated names no client (no client_id, no user_token): nobody to update")
+        raise IgnoreEvent("client_attribute_updated names no client_id (a user_token is what the site passed, not a "
+                          "client Jivo knows): nobody to update")
     return _record(event, person, _interaction(event, InteractionKind.CONTACT_UPDATE))
 
 
