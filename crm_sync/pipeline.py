@@ -174,7 +174,7 @@ def _parse(event: Row, attempt: int, options: StoreOptions) -> Parsed | Processe
         return Processed(Ending(event.id, attempt, status, **details))
 
     try:
-        records = get_provider(event.provider).parse(raw_request_of(event))
+        records = get_provider(event.provider).parse_stored(raw_request_of(event), event.id)
     except UnknownProvider as exc:
         return ending(EventStatus.DEAD, error_class="unknown_provider", error_message=str(exc))
     except (ParseError, ValidationError) as exc:

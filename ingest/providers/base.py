@@ -167,6 +167,11 @@ class Provider:
         """Canonical records for the stored request; ParseError or IgnoreEvent otherwise."""
         raise NotImplementedError
 
+    def parse_stored(self, request: RawRequest, event_id: int | None) -> list["CanonicalRecord"]:
+        """parse() for the stored event with this id: for a provider that was answered the event's id (Roistat's
+        order_id) and names it in later requests."""
+        return self.parse(request)
+
     @classmethod
     def starter_source(cls, token: str) -> dict[str, str]:
         """The config section `crm-ingest dev` writes for a new user, credentials made from `token`."""

@@ -79,6 +79,11 @@ IVAN_EVERYWHERE = {("email", EMAIL), ("phone", PHONE), ("jivo.client_id", "2198"
                    ("rocketchat.visitor_id", "v-1"), ("roistat.visit", "12853")}
 
 
+def identities_besides_orders(contact) -> set[tuple[str, str]]:
+    """The person's identities but the order ids each Roistat lead also claims (its own event's id)."""
+    return {identity for identity in contact.person_identities if identity[0] != "roistat.order"}
+
+
 @pytest.mark.postgres
 @pytest.mark.parametrize("per_message", [1, 5], ids=["one-per-message", "five-per-message"])
 def test_fifty_concurrent_events_about_one_person_from_four_providers_end_in_one_contact(pg_store, per_message):
@@ -93,7 +98,7 @@ def test_fifty_concurrent_events_about_one_person_from_four_providers_end_in_one
 
     assert set(outcomes.values()) == {"processed"}
     contact = pg_store.only_contact()
-    assert contact.person_identities == IVAN_EVERYWHERE
+    assert identities_besides_orders(contact) == IVAN_EVERYWHERE
     assert len(contact.interactions) == 50
     _assert_merges_point_at_live_contacts(pg_store)
 
@@ -162,7 +167,7 @@ def test_fifty_webhooks_about_one_person_through_real_worker_processes_end_in_on
             delivery.send(client)
         wait_until(lambda: _count_processed(store) == 50, timeout=90, what="50 events processed by the workers")
         contact = store.only_contact()
-        assert contact.person_identities == IVAN_EVERYWHERE
+        assert identities_besides_orders(contact) == IVAN_EVERYWHERE
         assert len(contact.interactions) == 50
     finally:
         os.killpg(worker.pid, signal.SIGTERM)

@@ -30,6 +30,7 @@ def test_one_person_through_jivo_livechat_and_roistat_is_one_contact_with_three_
     assert contact.person_identities == {
         ("email", EMAIL), ("phone", "+79161234567"), ("jivo.client_id", "2198"), ("jivo.visitor_number", "2198"),
         ("livechat.customer_id", "cust-b7ef"), ("roistat.visit", "12853"),
+        ("roistat.order", lead_reply.get_json()["order_id"]),
     }
     assert sorted((i.provider, i.kind) for i in contact.interactions) == [
         ("jivo", "chat"), ("livechat", "chat"), ("roistat", "lead")]

@@ -15,6 +15,7 @@ from gunicorn.glogging import Logger
 
 from crm_sync.contacts import list_interactions
 from crm_sync.model import ConversationState
+from crm_sync.pipeline import process_event
 from ingest.providers import get_provider
 from ingest.settings import ConfigError, settings_from_dict
 from tests.providers.roistat_support import (
@@ -51,6 +52,13 @@ def test_a_wrong_token_gets_401_and_nothing_is_stored(harness):
 def test_the_right_token_with_another_user_gets_401(harness):
     response = harness.client.get(HOOK, query_string=with_param(sample("lead.query"), "user", "someone-else"))
     assert response.status_code == 401
+
+
+@pytest.mark.parametrize("query", [with_param(sample("lead.query"), "user", ""),
+                                   sample("lead.query").replace("user=roistat&", "")])
+def test_the_right_token_with_an_empty_or_missing_user_is_accepted_as_in_roistats_example(harness, query):
+    assert "user=roistat" not in query
+    assert harness.client.get(HOOK, query_string=query).status_code == 200
 
 
 def test_a_request_without_credentials_gets_401(harness):
@@ -222,6 +230,27 @@ def test_notes_about_one_order_gather_on_one_interaction(harness):
         total, notes = list_interactions(session, provider="roistat", kind="note")
     assert total == 1
     assert notes[0].conversation_id == "order:100500"
+
+
+def test_notes_tasks_and_calls_about_an_order_find_the_contact_of_its_lead(harness):
+    order_id = harness.client.get(HOOK, query_string=sample("lead.query")).json["order_id"]
+    for name in ("message.query", "task.query", "call.query"):
+        parameter = {"message.query": "leadId", "task.query": "elementId", "call.query": "order_id"}[name]
+        harness.client.get(HOOK, query_string=with_param(sample(name), parameter, order_id))
+    events = harness.process_all()
+    assert [event.status for event in events] == ["processed"] * 4
+    [robert] = harness.contacts()
+    assert robert.name == "Robert"
+
+
+def test_a_note_processed_before_its_lead_joins_the_lead_s_contact_when_the_lead_is_processed(harness):
+    order_id = harness.client.get(HOOK, query_string=sample("lead.query")).json["order_id"]
+    harness.client.get(HOOK, query_string=with_param(sample("message.query"), "leadId", order_id))
+    lead, note = harness.events()
+    for event in (note, lead):  # two workers, the note's first
+        process_event(harness.runtime.sessions, event.id)
+    [robert] = harness.contacts()
+    assert robert.name == "Robert"
 
 
 # --- the token stays out of every log --------------------------------------------------------------------------

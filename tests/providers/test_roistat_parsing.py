@@ -36,6 +36,17 @@ def test_the_documented_lead_becomes_a_person_and_a_lead_interaction():
     assert interaction.lead.data == {"page": "http://site.com/"}
 
 
+def test_a_stored_lead_claims_the_order_id_it_was_answered_with():
+    [record] = roistat.parse_stored(get_request(sample("lead.query")), 7)
+    assert ProviderIdentity(kind="roistat.order", value="7") in record.person.identities
+
+
+@pytest.mark.parametrize("visit", ["0", "000", ""])
+def test_a_zero_or_empty_visit_names_nobody(visit):
+    record = parse_one(with_param(sample("lead.query"), "visit", visit))
+    assert record.person.identities == []
+
+
 def test_created_date_is_read_as_utc():
     assert parse_one(sample("lead.query")).interaction.occurred_at == utc(2015, 6, 28, 9, 12, 54)
 
@@ -139,12 +150,24 @@ def test_a_lead_is_an_open_conversation_state():
 
 def test_a_message_becomes_a_note_on_the_order_it_names():
     record = parse_one(sample("message.query"))
-    assert record.person.is_empty
+    assert record.person.identities == [ProviderIdentity(kind="roistat.order", value="100500")]
     assert record.interaction.kind is InteractionKind.NOTE
     assert record.interaction.subject == "Повторная заявка"
     assert record.interaction.transcript[0].text == "Клиент снова оставил заявку через Ловец лидов"
     assert record.interaction.extra == {"order_id": "100500"}
     assert record.interaction.conversation_id == "order:100500"
+
+
+def test_a_message_text_is_read_from_text_as_roistat_documents_it():
+    record = parse_one(f"user={USER}&token={TOKEN}&action=message&leadId=155&title=Duplicated+lead"
+                       "&text=Duplicated+lead+from+Ivan")
+    assert record.interaction.transcript[0].text == "Duplicated lead from Ivan"
+
+
+def test_two_notifications_for_one_order_differing_only_in_text_are_two_events():
+    first = f"user={USER}&token={TOKEN}&action=message&leadId=155&title=Duplicated+lead&text=from+Ivan"
+    second = f"user={USER}&token={TOKEN}&action=message&leadId=155&title=Duplicated+lead&text=from+Olga"
+    assert roistat.dedup_key(get_request(first)) != roistat.dedup_key(get_request(second))
 
 
 def test_a_message_without_lead_id_is_a_parse_error():
@@ -163,7 +186,8 @@ def test_a_task_becomes_a_note_with_its_deadline_in_utc():
 def test_a_call_becomes_a_call_from_the_caller():
     record = parse_one(sample("call.query"))
     assert record.person.phones == ["79161234567"]
-    assert record.person.identities == [ProviderIdentity(kind="roistat.visit", value="12345")]
+    assert record.person.identities == [ProviderIdentity(kind="roistat.visit", value="12345"),
+                                        ProviderIdentity(kind="roistat.order", value="100500")]
     interaction = record.interaction
     assert (interaction.kind, interaction.external_id) == (InteractionKind.CALL, "12")
     assert interaction.occurred_at == utc(2019, 1, 1, 11, 11, 11)

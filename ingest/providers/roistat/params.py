@@ -107,7 +107,13 @@ class LeadParams(_Params):
 class MessageParams(_Params):
     lead_id: str | None = Field(default=None, validation_alias=AliasChoices("leadId", "lead_id"))
     title: str | None = None
+    # Roistat's own-CRM page names the notification's text `text`; a third-party library reads `message`.
+    text: str | None = None
     message: str | None = None
+
+    @property
+    def note(self) -> str | None:
+        return self.text if self.text is not None else self.message
 
 
 class TaskParams(_Params):

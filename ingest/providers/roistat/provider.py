@@ -72,7 +72,7 @@ def _lead_key(params: Params) -> str | None:
 
 def _message_key(params: Params) -> str:
     message = MessageParams.model_validate(params)
-    return f"message:{message.lead_id or ''}:{stable_hash(message.title, message.message)}"
+    return f"message:{message.lead_id or ''}:{stable_hash(message.title, message.note)}"
 
 
 def _task_key(params: Params) -> str:
@@ -95,8 +95,7 @@ EVENT_KEYS: dict[Action, Callable[[Params], str | None]] = {
     Action.LEAD: _lead_key, Action.MESSAGE: _message_key, Action.TASK: _task_key, Action.CALL: _call_key,
 }
 EVENT_RECORDS: dict[Action, Callable[[Params], CanonicalRecord]] = {
-    Action.LEAD: records.lead_record, Action.MESSAGE: records.message_record,
-    Action.TASK: records.task_record, Action.CALL: records.call_record,
+    Action.MESSAGE: records.message_record, Action.TASK: records.task_record, Action.CALL: records.call_record,
 }
 QUERY_ANSWERS = {Action.EXPORT: exports.export_orders, Action.EXPORT_CLIENTS: exports.export_clients}
 # The id Roistat expects back: our first stored event of what it sent, so every redelivery is answered the same.
@@ -111,8 +110,11 @@ class RoistatProvider(Provider):
     methods = frozenset({"GET", "POST"})
 
     def authenticate(self, request: RawRequest, source: RoistatSettings) -> None:
+        """The token proves the login and the password; `user` may be empty, as in Roistat's own example request
+        (`?user=&token=…`), but a login that is given must be this source's."""
         params = merged_params(request)
-        user_matches = secrets_equal(params.get("user"), source.user)
+        user = params.get("user", "").strip()
+        user_matches = not user or secrets_equal(user, source.user)
         token_matches = secrets_equal(params.get("token", "").strip().lower(), source.token)
         if not (user_matches and token_matches):
             raise AuthenticationFailed("user or token does not match this source (token = md5(user + password))")
@@ -139,6 +141,11 @@ class RoistatProvider(Provider):
         return Reply(200, answer)
 
     def parse(self, request: RawRequest) -> list[CanonicalRecord]:
+        return self.parse_stored(request, None)
+
+    def parse_stored(self, request: RawRequest, event_id: int | None) -> list[CanonicalRecord]:
+        """A lead's event id is the order_id Roistat was answered with, which its notes, tasks and calls name: the
+        lead's person claims that order, so that they find the lead's contact."""
         params = merged_params(request)
         action = action_of(params)
         if action is None:
@@ -147,6 +154,8 @@ class RoistatProvider(Provider):
             if action is not Action.IMPORT_SCHEME:
                 _checked_page(params)
             raise IgnoreEvent(f"read-only query ({action.value}): answered when it arrived, nothing to record")
+        if action is Action.LEAD:
+            return [records.lead_record(params, None if event_id is None else str(event_id))]
         return [EVENT_RECORDS[action](params)]
 
     @classmethod

@@ -23,9 +23,12 @@ from ingest.providers.roistat.params import CallParams, LeadParams, MessageParam
 
 PROVIDER = "roistat"
 VISIT_IDENTITY = "roistat.visit"
+# The order_id we answered a lead with (its event's id): Roistat's notes, tasks and calls name the deal by it.
+ORDER_IDENTITY = "roistat.order"
 
 
-def lead_record(params: dict[str, str]) -> CanonicalRecord:
+def lead_record(params: dict[str, str], order_id: str | None = None) -> CanonicalRecord:
+    """`order_id`: what Roistat was answered for this lead, when known (the stored event's id)."""
     lead = LeadParams.model_validate(params)
     data, data_problem = decode_data(lead.data)
     extra: dict[str, Any] = {}
@@ -48,7 +51,8 @@ def lead_record(params: dict[str, str]) -> CanonicalRecord:
                   data=data),
         extra=extra,
     )
-    person = Person(name=_clean(lead.name), emails=lead.email, phones=lead.phone, identities=_visit(lead.visit))
+    person = Person(name=_clean(lead.name), emails=lead.email, phones=lead.phone,
+                    identities=_visit(lead.visit) + _order(order_id))
     return CanonicalRecord(event_type="lead", person=person, interaction=interaction)
 
 
@@ -57,18 +61,18 @@ def message_record(params: dict[str, str]) -> CanonicalRecord:
     message = MessageParams.model_validate(params)
     if message.lead_id is None:
         raise ParseError("a message without leadId: there is no order to attach it to")
-    if message.message is None and message.title is None:
-        raise ParseError(f"a message for order {message.lead_id} with neither title nor message text")
+    if message.note is None and message.title is None:
+        raise ParseError(f"a message for order {message.lead_id} with neither title nor text")
     order_id = message.lead_id.strip()
     interaction = Interaction(
         kind=InteractionKind.NOTE,
         provider=PROVIDER,
         conversation_id=order_conversation(order_id),
         subject=_clean(message.title),
-        transcript=[Message(author="system", text=message.message)] if message.message else [],
+        transcript=[Message(author="system", text=message.note)] if message.note else [],
         extra={"order_id": order_id},
     )
-    return CanonicalRecord(event_type="message", interaction=interaction)
+    return CanonicalRecord(event_type="message", person=Person(identities=_order(order_id)), interaction=interaction)
 
 
 def task_record(params: dict[str, str]) -> CanonicalRecord:
@@ -88,7 +92,7 @@ def task_record(params: dict[str, str]) -> CanonicalRecord:
         transcript=[Message(author="system", text=task.text)] if task.text else [],
         extra=extra,
     )
-    return CanonicalRecord(event_type="task", interaction=interaction)
+    return CanonicalRecord(event_type="task", person=Person(identities=_order(order_id)), interaction=interaction)
 
 
 def call_record(params: dict[str, str]) -> CanonicalRecord:
@@ -104,7 +108,7 @@ def call_record(params: dict[str, str]) -> CanonicalRecord:
         occurred_at=utc_time(call.date),
         extra={key: value for key, value in details.items() if value is not None},
     )
-    person = Person(phones=call.caller, identities=_visit(call.visit))
+    person = Person(phones=call.caller, identities=_visit(call.visit) + _order(_clean(call.order_id)))
     return CanonicalRecord(event_type="call", person=person, interaction=interaction)
 
 
@@ -114,7 +118,13 @@ def order_conversation(order_id: str) -> str:
 
 
 def _visit(visit: str | None) -> list[ProviderIdentity]:
-    return [ProviderIdentity(kind=VISIT_IDENTITY, value=visit.strip())] if visit else []
+    """The visit number (the roistat_visit cookie); a zero names no visit, so nobody."""
+    value = visit.strip() if visit else ""
+    return [ProviderIdentity(kind=VISIT_IDENTITY, value=value)] if value.strip("0") else []
+
+
+def _order(order_id: str | None) -> list[ProviderIdentity]:
+    return [ProviderIdentity(kind=ORDER_IDENTITY, value=order_id)] if order_id else []
 
 
 def _landing_page(data: dict[str, Any]) -> Page | None:
