@@ -1,7 +1,7 @@
 """The contract's status table for /hooks/<source>, row by row, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
-
+import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.pool import NullPool
@@ -9,7 +9,7 @@ from sqlalchemy.pool import NullPool
 from crm_sync.pipeline import process_event
 from ingest.runtime import Runtime
 from ingest.schema import Event
-from tests.conftest import make_client
+from tests.conftest import GENERIC_TOKEN, make_client
 from tests.support.kept import backend_of_next_write
 
 URL_SECRET = "url-secret-for-tests-0123456789"
@@ -86,6 +86,17 @@ def test_failed_authentication_is_401_not_stored_and_counted(client, runtime):
     assert response.json["error"] == "authentication_failed"
     assert count_events(runtime) == 0
     assert _metric("crm_ingest_webhook_requests_total", source="generic-main", outcome="401") == before + 1
+
+
+@pytest.mark.parametrize("authorization", [f"bearer {GENERIC_TOKEN}", f"BEARER  {GENERIC_TOKEN}", GENERIC_TOKEN])
+def test_the_bearer_scheme_is_read_in_any_case_and_a_bare_token_is_accepted(client, runtime, authorization):
+    response = client.post("/hooks/generic-main", data=b"{}", headers={"Authorization": authorization})
+    assert response.status_code == 200
+
+
+def test_a_token_under_another_scheme_is_401(client, runtime):
+    response = client.post("/hooks/generic-main", data=b"{}", headers={"Authorization": f"Basic {GENERIC_TOKEN}"})
+    assert response.status_code == 401
 
 
 def test_missing_credentials_are_401(client, runtime):

@@ -106,6 +106,8 @@ class RawRequest:
             raise ParseError(f"the body is not UTF-8 text: {exc}") from None
         except json.JSONDecodeError as exc:
             raise ParseError(f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        except RecursionError:
+            raise ParseError("the body's JSON nests deeper than this service reads") from None
 
     def json_object(self) -> dict[str, Any]:
         value = self.json()

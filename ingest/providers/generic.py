@@ -33,7 +33,7 @@ class GenericJSONProvider(Provider):
     def authenticate(self, request: RawRequest, source: GenericSettings) -> None:
         if source.token is None:
             return  # the URL secret, already checked by the route, is the credential
-        given = request.header("X-Webhook-Token") or request.header("Authorization").removeprefix("Bearer ").strip()
+        given = request.header("X-Webhook-Token") or _bearer_token(request.header("Authorization"))
         if not secrets_equal(given, source.token.get_secret_value()):
             raise AuthenticationFailed("missing or wrong bearer token")
 
@@ -79,3 +79,11 @@ def _kind(value: Any) -> InteractionKind:
         return InteractionKind(value or "note")
     except ValueError:
         raise ParseError(f"unknown kind {value!r}; one of {', '.join(k.value for k in InteractionKind)}") from None
+
+
+def _bearer_token(authorization: str) -> str:
+    """The token of `Bearer <token>`, the scheme in any case (RFC 7235), or a bare token as it is."""
+    scheme, space, token = authorization.strip().partition(" ")
+    if not space:
+        return scheme
+    return token.strip() if scheme.lower() == "bearer" else ""

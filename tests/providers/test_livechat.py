@@ -86,6 +86,20 @@ def test_v3_webhook_with_the_right_secret_key_is_stored_and_answered_ok(livechat
     assert [event.dedup_key for event in livechat.events()] == [key(signed("incoming_chat.json"))]
 
 
+DEEPLY_NESTED = b'{"a":' + b"[" * 5000 + b"]" * 5000 + b"}"
+
+
+def test_a_deeply_nested_body_with_basic_credentials_is_stored_and_goes_dead_with_the_reason(livechat):
+    assert post(livechat, DEEPLY_NESTED, headers=basic()).status_code == 200
+    [event] = livechat.process_all()
+    assert event.body == DEEPLY_NESTED
+    assert (event.status, event.error_class) == ("dead", "parse_error")
+
+
+def test_a_deeply_nested_body_without_credentials_gets_401(livechat):
+    assert post(livechat, DEEPLY_NESTED).status_code == 401
+
+
 def test_v3_webhook_with_a_wrong_secret_key_gets_401_and_is_not_stored(livechat):
     response = post(livechat, signed("incoming_chat.json", secret="someone-elses-secret"))
     assert (response.status_code, response.get_json()["error"]) == (401, "authentication_failed")

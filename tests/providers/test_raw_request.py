@@ -24,6 +24,11 @@ def test_a_body_that_is_not_json_fails_every_read_with_its_reason():
             request.json()
 
 
+def test_a_body_nesting_deeper_than_the_parser_goes_is_a_parse_error_not_a_crash():
+    with pytest.raises(ParseError, match="nests deeper"):
+        raw(b'{"a":' + b"[" * 5000 + b"]" * 5000 + b"}").json()
+
+
 def test_query_parameters_and_form_fields_are_parsed_once_however_often_they_are_read():
     request = RawRequest(method="POST", path="/hooks/any", query_string="action=lead&phone=%2B7916", headers={},
                          body=b"name=Ivan&name=Boris", content_type="application/x-www-form-urlencoded")
