@@ -4,13 +4,15 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
-import time
+from pathlib import Path
 
 import httpx
 import pytest
 
+from bench.servers import children_of
 from tests.support.waiting import wait_until
 
 TOKEN = "cli-generic-token-0123456789"
@@ -118,8 +120,11 @@ def test_sweep_enqueues_events_whose_publish_failed(workdir):
 def test_dev_writes_a_starter_config_serves_webhooks_and_stops_everything_on_ctrl_c(tmp_path):
     port = 18765 + os.getpid() % 1000
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "BROKER_URL", "CRM_INGEST_CONFIG")}
+    # In a group of its own, which gets the SIGINT, as a terminal's foreground group gets a Ctrl-C.
     process = subprocess.Popen([sys.executable, "-m", "workers.cli", "dev", "--port", str(port)], cwd=tmp_path,
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)
+    started: list[int] = []
     try:
         lines = []
         wait_until(lambda: lines.append(process.stdout.readline()) or "generic-main" in lines[-1], timeout=60,
@@ -133,12 +138,28 @@ def test_dev_writes_a_starter_config_serves_webhooks_and_stops_everything_on_ctr
         assert response.status_code == 200
         admin_token = _admin_token(tmp_path / "crm-ingest.toml")
         wait_until(lambda: _status(base, admin_token) == "processed", timeout=60, what="the worker to process it")
+        started = _descendants(process.pid)
     finally:
-        process.send_signal(signal.SIGINT)
+        os.killpg(process.pid, signal.SIGINT)
         process.wait(timeout=60)
-    time.sleep(0.5)
-    survivors = subprocess.run(["pgrep", "-f", f"workers.cli.*{port}"], capture_output=True, text=True).stdout
-    assert survivors.strip() == ""
+    assert len(started) >= 5  # web master and worker, Celery worker and its pool, beat
+    assert [pid for pid in started if _alive(pid)] == []
+    with socket.socket() as listener:  # nobody listens on the port any more (as gunicorn binds: TIME_WAIT allowed)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+
+
+def _descendants(pid: int) -> list[int]:
+    children = children_of(pid)
+    return children + [grandchild for child in children for grandchild in _descendants(child)]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
 
 
 def _up(base: str) -> bool:

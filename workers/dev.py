@@ -1,6 +1,7 @@
 """`crm-ingest dev`: a starter config, the schema, then web + worker + beat as one process tree."""
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -44,8 +45,14 @@ def run_dev(host: str, port: int, log_format: str | None = None) -> int:
 
 
 def _supervise(commands: list[list[str]]) -> int:
-    """Start every command; when one exits or Ctrl-C arrives, stop them all."""
-    children = [subprocess.Popen([sys.executable, "-m", "workers.cli", *argv]) for argv in commands]
+    """Start every command; when one exits or Ctrl-C arrives, stop them all, each with everything it started.
+
+    Each child leads a process group of its own: a terminal's Ctrl-C then reaches this supervisor alone, which stops
+    each child once. Sharing the terminal's group, a gunicorn worker got SIGINT from the terminal and SIGQUIT from its
+    master at once, could deadlock in its own shutdown, and outlived everything, keeping the port.
+    """
+    children = [subprocess.Popen([sys.executable, "-m", "workers.cli", *argv], start_new_session=True)
+                for argv in commands]
     stopping = False
 
     def _stop(_signum=None, _frame=None):
@@ -69,5 +76,15 @@ def _supervise(commands: list[list[str]]) -> int:
         try:
             child.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            child.kill()
+            pass
+        _kill_group(child)
     return exit_code
+
+
+def _kill_group(child: subprocess.Popen) -> None:
+    """Whatever is left of the child's process group (a worker its master could not stop, the child itself)."""
+    try:
+        os.killpg(child.pid, signal.SIGKILL)
+    except ProcessLookupError:  # the whole group has exited
+        pass
+    child.wait()
