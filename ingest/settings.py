@@ -103,6 +103,24 @@ class Settings(BaseModel):
     sources: dict[str, SourceSettings] = Field(default_factory=dict)
     destinations: dict[str, DestinationSettings] = Field(default_factory=dict)
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_we_can_use(cls, value: str) -> str:
+        """Only the scheme is ever named in a problem: the URL may carry a password."""
+        problem = database_url_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_we_can_use(cls, value: str) -> str:
+        scheme = value.partition("://")[0].partition("+")[0].lower() if "://" in value else ""
+        if scheme not in SUPPORTED_BROKERS:
+            raise ValueError(f"broker_url must start with one of {', '.join(s + '://' for s in SUPPORTED_BROKERS)}"
+                             f" (got {scheme + '://' if scheme else 'no scheme'})")
+        return value
+
     @field_validator("default_phone_region")
     @classmethod
     def _region_is_iso(cls, value: str) -> str:
@@ -119,6 +137,34 @@ class Settings(BaseModel):
 
     def destination(self, name: str) -> DestinationSettings | None:
         return self.destinations.get(name)
+
+
+# The brokers the deployment guide covers: Redis, RabbitMQ (AMQP) and kombu's file-system transport (the embedded
+# default).
+SUPPORTED_BROKERS = ("redis", "rediss", "amqp", "amqps", "pyamqp", "filesystem")
+SUPPORTED_DATABASES = ("sqlite", "postgresql")
+
+
+def database_url_problem(url: str) -> str | None:
+    """Why SQLAlchemy could not open this URL (a scheme it cannot read, a database we do not support, a driver that
+    is not installed), or None."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    example = "postgresql+psycopg://user@host/crm_ingest or sqlite:///var/crm-ingest.db"
+    try:
+        parsed = make_url(url)
+        dialect = parsed.get_dialect()
+    except (ArgumentError, NoSuchModuleError, ValueError):
+        return f"database_url is not a database URL SQLAlchemy can read, such as {example}"
+    if parsed.get_backend_name() not in SUPPORTED_DATABASES:
+        return f"database_url must be PostgreSQL or SQLite, such as {example} (got {parsed.drivername}://)"
+    try:
+        dialect.import_dbapi()
+    except ImportError:
+        return (f"database_url's driver {parsed.drivername}:// is not installed; for PostgreSQL use "
+                "postgresql+psycopg://, which crm-ingest installs")
+    return None
 
 
 def expand_env(value: Any, env: Mapping[str, str], where: str, problems: list[str]) -> Any:

@@ -73,6 +73,33 @@ def test_a_source_name_must_be_url_safe():
         settings_from_dict({"sources": {"a/b": {"provider": "generic", "token": "t"}}}, env={})
 
 
+@pytest.mark.parametrize("url, says", [
+    ("notaurl", "not a database URL"), ("mysql+pymysql://db/x", "PostgreSQL or SQLite"),
+    ("postgresql+nosuchdriver://db/x", "not a database URL"),
+])
+def test_a_database_url_crm_ingest_cannot_open_is_a_problem(url, says):
+    with pytest.raises(ConfigError, match=f"database_url.*{says}"):
+        settings_from_dict({"database_url": url}, env={})
+
+
+@pytest.mark.parametrize("url", ["nosuchscheme://x", "localhost:6379", "kafka://broker:9092"])
+def test_a_broker_url_of_a_broker_crm_ingest_does_not_run_on_is_a_problem(url):
+    with pytest.raises(ConfigError, match="broker_url must start with one of redis://"):
+        settings_from_dict({"broker_url": url}, env={})
+
+
+@pytest.mark.parametrize("url", ["redis://localhost:6379/0", "rediss://h:6380/1", "amqp://guest:guest@h:5672//",
+                                 "pyamqp://h//", "filesystem://"])
+def test_the_supported_brokers_are_accepted(url):
+    assert settings_from_dict({"broker_url": url}, env={}).broker_url == url
+
+
+def test_a_bad_database_url_problem_never_shows_its_password():
+    with pytest.raises(ConfigError) as caught:
+        settings_from_dict({"database_url": f"mysql://user:{SECRET}@db/x"}, env={})
+    assert SECRET not in str(caught.value)
+
+
 def test_invalid_toml_names_the_file(tmp_path):
     path = write(tmp_path, "this is = = not toml")
     with pytest.raises(ConfigError, match="not valid TOML"):
