@@ -213,6 +213,14 @@ def test_export_with_unusable_paging_parameters_gets_400_and_goes_dead(harness):
     assert event.status == "dead"
 
 
+@pytest.mark.parametrize("name, value", [("date", "253402300800"), ("date", "99999999999999999"),
+                                         ("offset", "99999999999999999999999")])
+def test_export_paging_parameters_beyond_any_date_or_row_get_400_naming_them(harness, name, value):
+    response = harness.client.get(HOOK, query_string=with_param(sample("export.query"), name, value))
+    assert (response.status_code, response.json["error"]) == (400, "invalid_parameters")
+    assert name in response.json["message"]
+
+
 @pytest.mark.parametrize("name", ["lead.query", "lead_minimal.query", "lead_empty_fields.query", "message.query",
                                   "task.query", "call.query"])
 def test_every_event_action_is_processed_by_the_worker(harness, name):

@@ -21,6 +21,8 @@ CREDENTIAL_PARAMS = frozenset({"user", "token"})
 PHONE_PARAMS = frozenset({"phone", "caller", "callee"})
 DEFAULT_PAGE_LIMIT = 1000
 MAX_PAGE_LIMIT = 1000
+LAST_UNIX_SECOND = 253402300799  # 9999-12-31 23:59:59 UTC, the last moment a datetime holds
+MAX_SQL_INTEGER = 2**63 - 1  # what an OFFSET or LIMIT can carry on PostgreSQL and SQLite
 
 
 class Action(StrEnum):
@@ -138,9 +140,9 @@ class CallParams(_Params):
 class PageParams(_Params):
     """`export` / `export_clients`: `date` (unix seconds, "changed since"), `offset`, and `limit` after the first page."""
 
-    date: int | None = Field(default=None, ge=0)
-    offset: int | None = Field(default=None, ge=0)
-    limit: int | None = Field(default=None, ge=1)
+    date: int | None = Field(default=None, ge=0, le=LAST_UNIX_SECOND)
+    offset: int | None = Field(default=None, ge=0, le=MAX_SQL_INTEGER)
+    limit: int | None = Field(default=None, ge=1, le=MAX_SQL_INTEGER)
 
     @property
     def changed_since(self) -> datetime | None:
