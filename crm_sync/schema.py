@@ -150,7 +150,8 @@ class Delivery(Base):
 
     `attempts` is never reset: a CRM module looks for its own earlier write when attempt > 1, so a retry or a
     replay continues the count. The retry budget of the current round is attempts - attempts_at_arming, its age
-    runs from armed_at (creation, a new revision, or a manual retry).
+    runs from armed_at (creation, a new revision, or a manual retry); an attempt the CRM answered with "not now" (a
+    rate limit) is given back to the budget by raising attempts_at_arming, so only the age ends a throttled delivery.
     """
 
     __tablename__ = "deliveries"

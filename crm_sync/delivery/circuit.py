@@ -3,8 +3,9 @@
 After `circuit_failures` batches in a row that failed transiently with nothing delivered, the destination is paused
 for `circuit_cooldown_seconds`, doubling with each re-opening up to `circuit_max_cooldown_seconds`. When the
 cool-down is over the breaker is half-open: one delivery is tried; success closes it, failure opens it again for
-longer. A CRM's rate-limit answer pauses the whole destination until its Retry-After, since the limit is the
-account's. Only the lease holder writes these fields, so a plain read-modify-write is safe.
+longer. A CRM's "not now" (a rate limit, HubSpot's account migration: `DeliveryError.asks_to_wait`) pauses the whole
+destination until its Retry-After, since the limit is the account's, and is no failure for the breaker. Only the
+lease holder writes these fields, so a plain read-modify-write is safe.
 """
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from crm_sync.destinations.base import DeliveryError, DestinationSettings, Perma
 from crm_sync.metrics import circuit_opened, rate_limit_waited
 from crm_sync.schema import DestinationState
 
-RATE_LIMIT = "rate_limit"
 ESTIMATE_WEIGHT = 0.3   # how fast the calls-per-delivery estimate follows the latest batch
 MAX_BATCH_LIMIT = 100   # the largest batch any CRM module takes
 
@@ -39,7 +39,7 @@ class BatchOutcome:
     deliveries: int = 0
     calls: int = 0
     succeeded: int = 0
-    failed: int = 0                 # transient, not counting the CRM's rate limiting
+    failed: int = 0                 # transient, not counting the CRM's "not now" (rate limits, migrations)
     rate_limited_for: float | None = None
     last_error: str | None = field(default=None)
 
@@ -51,7 +51,7 @@ class BatchOutcome:
         self.last_error = f"{outcome.reason}: {outcome.message}"
         if isinstance(outcome, PermanentError):
             return
-        if outcome.reason == RATE_LIMIT:
+        if outcome.asks_to_wait:
             self.rate_limited_for = max(self.rate_limited_for or 0.0, outcome.retry_after or 0.0)
         else:
             self.failed += 1

@@ -47,8 +47,8 @@ _SUCCESS_UPDATE = update(DELIVERIES).where(DELIVERIES.c.id == bindparam("b_id"))
     crm_url=bindparam("b_crm_url"), last_status=None, last_error_class=None, last_error=None)
 _FAILURE_UPDATE = update(DELIVERIES).where(DELIVERIES.c.id == bindparam("b_id")).values(
     status=bindparam("b_status"), next_attempt_at=bindparam("b_next_attempt_at"), updated_at=bindparam("b_now"),
-    last_status=bindparam("b_last_status"), last_error_class=bindparam("b_last_error_class"),
-    last_error=bindparam("b_last_error"))
+    attempts_at_arming=bindparam("b_attempts_at_arming"), last_status=bindparam("b_last_status"),
+    last_error_class=bindparam("b_last_error_class"), last_error=bindparam("b_last_error"))
 
 
 def record_outcomes(sessions: sessionmaker[Session], name: str,
@@ -131,21 +131,27 @@ def _success(row: Row, claimed: Claimed, result: DeliveryResult, now: datetime) 
 
 
 def _failure(row: Row, claimed: Claimed, error: DeliveryError, now: datetime, policy: RetryPolicy) -> dict:
-    in_round, age = row.attempts - row.attempts_at_arming, (now - row.armed_at).total_seconds()
+    # A CRM's "not now" (rate limit, migration) is no failed attempt: the claim's attempt is given back to this
+    # round's budget by moving the round's start. `attempts` itself keeps counting, because a module looks for its
+    # own earlier write whenever attempt > 1 and a throttled call may follow a write that landed in the same attempt.
+    given_back = 1 if error.asks_to_wait else 0
+    arming = row.attempts_at_arming + given_back
+    in_round, age = row.attempts - arming, (now - row.armed_at).total_seconds()
     message = error.message
     if isinstance(error, PermanentError) and row.revision > claimed.revision:
         status, next_attempt_at = DeliveryStatus.PENDING, now   # the newer data may be acceptable
     elif isinstance(error, PermanentError):
         status, next_attempt_at = DeliveryStatus.DEAD, None
-    elif policy.gives_up(in_round, age):
+    elif policy.gives_up(in_round, age, counts_attempts=not given_back):
         status, next_attempt_at = DeliveryStatus.DEAD, None
-        message = (f"gave up after {in_round} attempt(s) over {age:.0f}s (max_attempts {policy.max_attempts}, "
+        tried = f"{age:.0f}s of being told to wait" if given_back else f"{in_round} attempt(s) over {age:.0f}s"
+        message = (f"gave up after {tried} (max_attempts {policy.max_attempts}, "
                    f"max_age_seconds {policy.max_age_seconds:g}): {error.message}")
     else:
         status = DeliveryStatus.FAILED
         next_attempt_at = now + timedelta(seconds=policy.delay(in_round, error.retry_after))
     return {"b_id": row.id, "b_status": status, "b_next_attempt_at": next_attempt_at, "b_now": now,
-            "b_last_status": error.status, "b_last_error_class": error.reason[:64],
+            "b_attempts_at_arming": arming, "b_last_status": error.status, "b_last_error_class": error.reason[:64],
             "b_last_error": message[:MAX_MESSAGE]}
 
 

@@ -24,9 +24,12 @@ class RetryPolicy:
         return cls(settings.max_attempts, settings.max_age_seconds, settings.retry_initial_seconds,
                    settings.retry_max_seconds)
 
-    def gives_up(self, attempts: int, age_seconds: float) -> bool:
-        """After `attempts` failed attempts in this round, the first `age_seconds` ago: is it dead?"""
-        stop = stop_after_attempt(self.max_attempts) | stop_after_delay(self.max_age_seconds)
+    def gives_up(self, attempts: int, age_seconds: float, counts_attempts: bool = True) -> bool:
+        """After `attempts` failed attempts in this round, the first `age_seconds` ago: is it dead? A refusal that
+        is no failed attempt (`counts_attempts` False: the CRM said "not now") is ended by the age alone."""
+        stop = stop_after_delay(self.max_age_seconds)
+        if counts_attempts:
+            stop = stop_after_attempt(self.max_attempts) | stop
         return stop(_state(attempts, age_seconds))
 
     def delay(self, attempts: int, retry_after: float | None = None) -> float:

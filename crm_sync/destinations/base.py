@@ -23,9 +23,24 @@ class DeliveryError(Exception):
         super().__init__(message)
         self.reason, self.message, self.retry_after, self.status = reason, message, retry_after, status
 
+    @property
+    def asks_to_wait(self) -> bool:
+        """The CRM said "not now" rather than "failed" (see WAIT_REASONS); never true of a permanent error."""
+        return False
+
+
+# The reasons of a "not now, after retry_after" (a CRM's rate limit or IP block, HubSpot's account migration, our own
+# shared bucket): the whole destination waits, since the limit or the migration is the account's, and the refusal is
+# not a failed attempt, so sustained throttling cannot use up a delivery's attempts (its max age still bounds it).
+WAIT_REASONS = frozenset({"rate_limit", "crm_migrating"})
+
 
 class TransientError(DeliveryError):
     """Timeouts, connection errors, 5xx, 429 and vendor rate-limit bodies: try again later."""
+
+    @property
+    def asks_to_wait(self) -> bool:
+        return self.reason in WAIT_REASONS
 
 
 class PermanentError(DeliveryError):

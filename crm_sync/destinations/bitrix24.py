@@ -108,7 +108,14 @@ class Bitrix24Destination(VendorDestination):
         body = json_or_none(response)
         if response.status_code == 400 and "not found" in str((body or {}).get("error_description", "")).lower():
             return None
-        if response.status_code >= 400 or not isinstance(body, dict) or "error" in body:
+        if response.status_code < 400 and not isinstance(body, dict):
+            # Not Bitrix24's answer but a page in its place (the portal updating, a proxy's error page): the call's
+            # fate is unknown and the portal is usually back soon. The page is not quoted: it may echo the URL,
+            # which holds the webhook code.
+            raise TransientError("crm_unavailable", f"bitrix24 {method}: answered HTTP {response.status_code} with "
+                                 f"a body that is not a JSON object ({response.headers.get('content-type', '')})",
+                                 retry_after_seconds(response), response.status_code)
+        if response.status_code >= 400 or "error" in body:
             raise classify(response, f"bitrix24 {method}") or PermanentError(
                 "validation", f"bitrix24 {method}: {response.text[:300]}", status=response.status_code)
         return body.get("result")

@@ -73,12 +73,14 @@ class VendorApi:
     """A CRM's base URL and credentials over the engine's `httpx.Client`, counting the calls it makes.
 
     `what` in messages is the method and path without the base URL, so a secret inside the URL (Bitrix24's webhook
-    code) never reaches a log line or a dead letter.
+    code) never reaches a log line or a dead letter. A path is appended to the base URL without its trailing slash;
+    the empty path calls the base URL exactly as configured (a webhook receiver's `/hook/` is not its `/hook`, and
+    its query string may carry the receiver's routing or token).
     """
 
     def __init__(self, http: httpx.Client, vendor: str, base_url: str, headers: dict[str, str] | None = None,
                  classify: Classifier | None = None):
-        self.http, self.vendor, self.base_url = http, vendor, base_url.rstrip("/")
+        self.http, self.vendor, self.base_url = http, vendor, base_url
         self.headers = headers or {}
         self.classify = classify
         self.calls = 0
@@ -89,7 +91,7 @@ class VendorApi:
         what = f"{self.vendor} {method} {path}"
         self.calls += 1
         try:
-            response = self.http.request(method, f"{self.base_url}{path}", params=params, json=json, content=content,
+            response = self.http.request(method, self.url(path), params=params, json=json, content=content,
                                          headers={**self.headers, **(headers or {})})
         except httpx.TimeoutException as exc:
             raise TransientError("crm_unavailable", f"{what}: timed out ({type(exc).__name__})") from exc
@@ -98,6 +100,9 @@ class VendorApi:
         if 200 <= response.status_code < 300 or response.status_code in set(accept):
             return response
         raise (self.classify(response, what) if self.classify else None) or error_for_status(response, what)
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url.rstrip('/')}{path}" if path else self.base_url
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         """The decoded body of a successful call (None for 204 or an empty body)."""

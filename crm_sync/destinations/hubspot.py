@@ -9,7 +9,8 @@ Idempotency:
 - Notes have no upsert. Each note's body ends with the marker `crm-ingest:<key>`; a retry (attempt > 1) lists the
   contact's notes through the associations API, which, unlike search, sees a note created a moment ago, and creates
   the note only if none carries the marker.
-Batching: `deliver_batch` writes up to `batch_size` contacts in one upsert and their notes in one batch create.
+Batching: `deliver_batch` writes up to `batch_size` contacts in one upsert and their notes in one batch create; when
+HubSpot refuses a batch as invalid, its items are written one by one, so that only the invalid one fails.
 """
 from __future__ import annotations
 
@@ -28,12 +29,15 @@ from crm_sync.destinations.base import (
     PermanentError,
     TransientError,
 )
+from crm_sync.destinations.batch_writes import write_isolating_invalid
 from crm_sync.destinations.content import has_marker, note_html
 from crm_sync.destinations.hubspot_contacts import ContactWriter
 from crm_sync.destinations.http import VendorApi, VendorDestination, json_or_none, retry_after_seconds, share_calls
 
 NOTE_TO_CONTACT = 202  # HUBSPOT_DEFINED association type: note → contact
 _POLICY_BACKOFF = {"TEN_SECONDLY_ROLLING": 10.0, "SECONDLY": 1.0, "DAILY": 3600.0}
+MIGRATION_IN_PROGRESS = 477
+_MIGRATION_PAUSE = 600.0   # when a 477 comes without its Retry-After: look again in 10 minutes
 
 
 class HubSpotSettings(DestinationSettings):
@@ -106,12 +110,19 @@ class HubSpotDestination(VendorDestination):
         done: dict[str, str | DeliveryError] = {}
         for key, (request, contact) in unique.items():
             if request.attempt > 1:
-                found = self._find_note(contact, key)
+                try:
+                    found = self._find_note(contact, key)
+                except DeliveryError as exc:
+                    if exc.asks_to_wait:
+                        raise   # every later call would be refused as well
+                    done[key] = exc   # only this delivery's look-up failed: the others go on
+                    continue
                 if found:
                     done[key] = found
         to_create = [(key, request, contact) for key, (request, contact) in unique.items() if key not in done]
         if to_create:
-            done.update(self._create_notes(to_create))
+            done.update(write_isolating_invalid(to_create, lambda item: item[0], self._create_notes,
+                                                lambda item: self._create_notes([item])[item[0]]))
         return done
 
     def _create_notes(self, items: list[tuple[str, DeliveryRequest, str]]) -> dict[str, str | DeliveryError]:
@@ -165,6 +176,11 @@ def classify(response: httpx.Response, what: str) -> DeliveryError | None:
         policy = str(body.get("policyName") or ("SECONDLY" if "secondly" in message.lower() else ""))
         wait = retry_after_seconds(response) or _POLICY_BACKOFF.get(policy, 10.0)
         return TransientError("rate_limit", f"{what}: HTTP 429 {policy}: {message}", wait, 429)
+    if response.status_code == MIGRATION_IN_PROGRESS:
+        # The account is moving between HubSpot's data-hosting locations (hours, up to about a day): every call
+        # fails until it is done, so the whole destination waits, by the Retry-After HubSpot sends with it.
+        return TransientError("crm_migrating", f"{what}: HTTP 477 Migration in Progress: {message}",
+                              retry_after_seconds(response) or _MIGRATION_PAUSE, MIGRATION_IN_PROGRESS)
     if response.status_code == 400 and "already has that value" in message:
         # A unique value written concurrently by a parallel run: the next attempt finds the record that holds it.
         return TransientError("conflict", f"{what}: {message}", status=400)

@@ -5,6 +5,7 @@ import re
 from typing import Any
 
 from crm_sync.destinations.base import ContactSnapshot, DeliveryError, PermanentError, TransientError
+from crm_sync.destinations.batch_writes import write_isolating_invalid
 from crm_sync.destinations.content import first_and_last
 from crm_sync.destinations.http import VendorApi, json_or_none
 
@@ -23,23 +24,19 @@ class ContactWriter:
 
     def upsert(self, contacts: list[ContactSnapshot]) -> dict[int, str | DeliveryError]:
         """HubSpot record id (or the error) per contact id, in one call when nothing conflicts."""
-        unique = {contact.contact_id: contact for contact in contacts}
+        unique = list({contact.contact_id: contact for contact in contacts}.values())
         if len(unique) == 1:
-            return {cid: self._single(contact) for cid, contact in unique.items()}
-        try:
-            response = self.api.request("POST", f"{CONTACTS}/batch/upsert", accept=(409,),
-                                        json={"inputs": [self._input(c) for c in unique.values()]})
-        except PermanentError as exc:
-            if exc.reason != "validation":
-                return {cid: exc for cid in unique}
-            response = None   # one bad contact fails the whole batch: write them one by one to isolate it
-        except DeliveryError as exc:
-            return {cid: exc for cid in unique}
-        if response is None or response.status_code == 409:
+            return {contact.contact_id: self._single(contact) for contact in unique}
+        return write_isolating_invalid(unique, lambda contact: contact.contact_id, self._batch, self._single)
+
+    def _batch(self, contacts: list[ContactSnapshot]) -> dict[int, str | DeliveryError]:
+        response = self.api.request("POST", f"{CONTACTS}/batch/upsert", accept=(409,),
+                                    json={"inputs": [self._input(c) for c in contacts]})
+        if response.status_code == 409:
             # The 409 names the existing record but not which input collided: resolve each contact on its own.
-            return {cid: self._single(contact) for cid, contact in unique.items()}
+            return {contact.contact_id: self._single(contact) for contact in contacts}
         ids = self._ids_by_contact(response.json())
-        return {cid: ids.get(cid) or self._single(contact) for cid, contact in unique.items()}
+        return {contact.contact_id: ids.get(contact.contact_id) or self._single(contact) for contact in contacts}
 
     def find(self, contact: ContactSnapshot) -> str | None:
         ours = self.by_our_id(contact)

@@ -26,8 +26,9 @@ from crm_sync.destinations.base import (
 )
 from crm_sync.destinations.content import display_name, first_and_last, has_marker, interaction_title, note_text, \
     same_email, same_phone
-from crm_sync.destinations.http import VendorApi, VendorDestination, retry_after_seconds, share_calls
-from crm_sync.destinations.kommo_lookup import KommoLookup, field_values, multitext
+from crm_sync.destinations.http import VendorApi, VendorDestination, share_calls
+from crm_sync.destinations.kommo_errors import classify
+from crm_sync.destinations.kommo_lookup import KommoLookup, field_entries, multitext
 
 Outcome = DeliveryResult | DeliveryError
 
@@ -254,19 +255,11 @@ class KommoDestination(VendorDestination):
         for contact, entity in pairs:
             fields = []
             for code, mine, same in (("EMAIL", contact.emails, same_email), ("PHONE", contact.phones, same_phone)):
-                theirs = field_values(entity, code=code)
-                new = [value for value in mine if not any(same(value, known) for known in theirs)]
+                theirs = field_entries(entity, code=code)
+                new = [value for value in mine if not any(same(value, str(known["value"])) for known in theirs)]
                 if new:
-                    fields.append(multitext(code, theirs + new))
+                    fields.append(multitext(code, new, existing=theirs))
             if fields:
                 changes.append({"id": int(entity["id"]), "custom_fields_values": fields})
         if changes:
             self.api.json("PATCH", "/api/v4/contacts", json=changes)
-
-
-def classify(response: httpx.Response, what: str) -> DeliveryError | None:
-    if response.status_code == 429:
-        # Kommo allows 7 requests a second per integration.
-        return TransientError("rate_limit", f"{what}: HTTP 429: {response.text[:300]}",
-                              retry_after_seconds(response) or 1.0, 429)
-    return None

@@ -17,17 +17,28 @@ from crm_sync.destinations.http import VendorApi
 _PAGE, _PAGES = 250, 5
 
 
-def field_values(entity: dict[str, Any], *, code: str | None = None, field_id: int | None = None) -> list[str]:
-    """The values of one custom field (`custom_fields_values` is null on an entity without any)."""
-    values: list[str] = []
+def field_entries(entity: dict[str, Any], *, code: str | None = None, field_id: int | None = None
+                  ) -> list[dict[str, Any]]:
+    """The values of one custom field as Kommo returned them, with their type (`enum_id`, `enum_code`) where they
+    have one (`custom_fields_values` is null on an entity without any)."""
+    entries: list[dict[str, Any]] = []
     for field in entity.get("custom_fields_values") or []:
         if (code and field.get("field_code") == code) or (field_id and field.get("field_id") == field_id):
-            values += [str(v.get("value")) for v in field.get("values") or [] if v.get("value") not in (None, "")]
-    return values
+            entries += [v for v in field.get("values") or [] if v.get("value") not in (None, "")]
+    return entries
 
 
-def multitext(code: str, values: list[str]) -> dict[str, Any]:
-    return {"field_code": code, "values": [{"value": v, "enum_code": "WORK"} for v in values]}
+def field_values(entity: dict[str, Any], *, code: str | None = None, field_id: int | None = None) -> list[str]:
+    return [str(v["value"]) for v in field_entries(entity, code=code, field_id=field_id)]
+
+
+def multitext(code: str, new: list[str], existing: list[dict[str, Any]] = ()) -> dict[str, Any]:
+    """A PHONE or EMAIL field: the existing values exactly as Kommo returned them (PATCH replaces the whole list, so
+    a value sent with another type, or none, would lose its own: a mobile phone would turn into a work one), then
+    the new ones, typed WORK. Both enum keys go back as they came, as Kommo's own PHP client sends them."""
+    kept = [{"value": entry["value"], **{name: entry[name] for name in ("enum_id", "enum_code")
+                                          if entry.get(name) not in (None, "")}} for entry in existing]
+    return {"field_code": code, "values": kept + [{"value": v, "enum_code": "WORK"} for v in new]}
 
 
 class KommoLookup:

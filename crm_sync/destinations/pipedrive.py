@@ -10,7 +10,7 @@ Idempotency: Pipedrive has neither an idempotency key nor an upsert, and its sea
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Callable
 
 import httpx
 from pydantic import Field, SecretStr
@@ -28,6 +28,7 @@ from crm_sync.destinations.content import display_name, has_marker, interaction_
 from crm_sync.destinations.http import VendorApi, VendorDestination, json_or_none, retry_after_seconds
 
 _PAGES = 5   # at most this many pages of a listing are read looking for our own write
+_PAGE_SIZE = 500
 
 
 class PipedriveSettings(DestinationSettings):
@@ -139,7 +140,7 @@ class PipedriveDestination(VendorDestination):
     def _lead(self, request: DeliveryRequest, person_id: str) -> str:
         key = request.idempotency_key
         if request.attempt > 1:
-            for lead in self._pages("/api/v1/leads", {"person_id": person_id}):
+            for lead in self._pages("/api/v1/leads", {"person_id": person_id}, _leads_pagination):
                 if lead.get("origin_id") == key:
                     return str(lead["id"])
         payload: dict[str, Any] = {"title": interaction_title(request.interaction, request.contact),
@@ -151,7 +152,8 @@ class PipedriveDestination(VendorDestination):
     def _note(self, request: DeliveryRequest, person_id: str, lead_id: str | None) -> str:
         key = request.idempotency_key
         if request.attempt > 1:
-            for note in self._pages("/api/v1/notes", {"person_id": person_id, "sort": "add_time DESC"}):
+            for note in self._pages("/api/v1/notes", {"person_id": person_id, "sort": "add_time DESC"},
+                                    _v1_pagination):
                 if has_marker(note.get("content"), key):
                     return str(note["id"])
         payload: dict[str, Any] = {"content": note_html(request.interaction, request.contact, key),
@@ -160,17 +162,19 @@ class PipedriveDestination(VendorDestination):
             payload["lead_id"] = lead_id
         return str(self.api.json("POST", "/api/v1/notes", json=payload)["data"]["id"])
 
-    def _pages(self, path: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-        """A v1 listing, page by page (start/limit), up to `_PAGES` pages."""
+    def _pages(self, path: str, params: dict[str, Any], pagination: Callable[[dict[str, Any]], dict[str, Any]]
+               ) -> list[dict[str, Any]]:
+        """A v1 listing, page by page (start/limit), up to `_PAGES` pages; `pagination` finds where this endpoint
+        says whether more pages follow."""
         items: list[dict[str, Any]] = []
         start = 0
         for _ in range(_PAGES):
-            body = self.api.json("GET", path, params={**params, "start": start, "limit": 500}) or {}
+            body = self.api.json("GET", path, params={**params, "start": start, "limit": _PAGE_SIZE}) or {}
             items += body.get("data") or []
-            pagination = (body.get("additional_data") or {}).get("pagination") or {}
-            if not pagination.get("more_items_in_collection"):
+            page = pagination(body)
+            if not page.get("more_items_in_collection"):
                 break
-            start = pagination.get("next_start", start + 500)
+            start = page.get("next_start") or start + int(page.get("limit") or _PAGE_SIZE)
         return items
 
 
@@ -186,6 +190,16 @@ def classify(response: httpx.Response, what: str) -> DeliveryError | None:
         wait = retry_after_seconds(response) or (float(reset) if reset and reset.isdigit() else 2.0)
         return TransientError("rate_limit", detail, wait, 429)
     return None
+
+
+def _v1_pagination(body: dict[str, Any]) -> dict[str, Any]:
+    """Most v1 listings (notes): `additional_data.pagination` = {start, limit, more_items_in_collection, next_start}."""
+    return (body.get("additional_data") or {}).get("pagination") or {}
+
+
+def _leads_pagination(body: dict[str, Any]) -> dict[str, Any]:
+    """`GET /v1/leads` puts {start, limit, more_items_in_collection} in `additional_data` itself, without next_start."""
+    return body.get("additional_data") or {}
 
 
 def _values(items: Any) -> list[str]:

@@ -107,7 +107,7 @@ class WebhookDestination(VendorDestination):
             "webhook-timestamp": str(timestamp),
             "webhook-signature": sign(self.key, request.idempotency_key, timestamp, body),
         }
-        response = self.api.request("POST", "", content=body, headers=headers)
+        response = self.api.request("POST", "", content=body, headers=headers)   # the URL exactly as configured
         reply = json_or_none(response) if response.content else None
         reply = reply if isinstance(reply, dict) else {}
         record_id = reply.get("record_id")

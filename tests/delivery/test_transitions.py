@@ -15,6 +15,7 @@ from tests.contacts.provider_requests import jivo_chat
 from tests.delivery.conftest import hubspot_settings
 from tests.delivery.provider_events import jivo_finished
 from tests.fakes.faults import Fault
+from tests.fakes.hubspot import migration_in_progress
 from tests.support.waiting import wait_until
 
 NAME = "hubspot-main"
@@ -92,6 +93,58 @@ def test_the_next_attempt_honours_retry_after_and_pauses_the_destination(harness
     harness.clock.advance(11)
     harness.drain(NAME)
     assert harness.statuses() == {DeliveryStatus.SUCCEEDED: 2}
+
+
+def test_a_migration_in_progress_pauses_the_destination_until_its_retry_after(harness, hubspot_fake):
+    harness.receive(jivo_chat(211, phone="+79161230111"), jivo_chat(212, phone="+79161230112"))
+    hubspot_fake.faults.script(migration_in_progress(retry_after=7200, match=UPSERT))
+    before = harness.clock.now()
+
+    harness.drain(NAME)
+
+    rows = harness.deliveries()
+    assert {(row.status, row.last_error_class, row.last_status) for row in rows} == {
+        (DeliveryStatus.FAILED, "crm_migrating", 477)}
+    assert harness.state(NAME).throttled_until >= before + timedelta(seconds=7200)
+    harness.clock.advance(7100)
+    assert harness.drain(NAME).stopped == "paused"
+    harness.clock.advance(101)
+    harness.drain(NAME)
+    assert harness.statuses() == {DeliveryStatus.SUCCEEDED: 2}
+
+
+def test_a_delivery_throttled_more_often_than_max_attempts_still_succeeds(harness, hubspot_fake):
+    harness.receive(jivo_chat(213, phone="+79161230113"))
+    hubspot_fake.faults.script(*[Fault.rate_limit(retry_after=30, match=UPSERT) for _ in range(6)])
+
+    harness.drain_until_settled()
+
+    row = only(harness)
+    assert (row.status, row.attempts) == (DeliveryStatus.SUCCEEDED, 7)   # 6 refusals, max_attempts 4
+    assert len(hubspot_fake.notes_of(row.crm_contact_id)) == 1
+
+
+def test_throttling_does_not_spare_a_delivery_its_real_failures(harness, hubspot_fake):
+    harness.receive(jivo_chat(214, phone="+79161230114"))
+    hubspot_fake.faults.script(*[Fault.rate_limit(retry_after=30, match=UPSERT) for _ in range(3)])
+    hubspot_fake.faults.server_error_rate = 1.0   # after the refusals, every call fails
+
+    harness.drain_until_settled()
+
+    row = only(harness)
+    assert (row.status, row.attempts, row.last_error_class) == (DeliveryStatus.DEAD, 7, "crm_unavailable")
+    assert row.last_error.startswith("gave up after 4 attempt(s)")
+
+
+def test_a_delivery_throttled_past_its_max_age_goes_dead(harness, hubspot_fake):
+    harness.receive(jivo_chat(215, phone="+79161230115"))
+    hubspot_fake.faults.rate_limit_rate, hubspot_fake.faults.retry_after = 1.0, 600
+
+    harness.drain_until_settled()
+
+    row = only(harness)
+    assert (row.status, row.last_error_class) == (DeliveryStatus.DEAD, "rate_limit")
+    assert row.attempts > 4 and "max_age_seconds 3600" in row.last_error
 
 
 def test_a_permanent_failure_goes_dead_at_once_with_its_reason(harness, hubspot_fake):

@@ -7,6 +7,7 @@ from crm_sync.destinations.base import PermanentError, TransientError
 from crm_sync.destinations.content import marker
 from tests.destinations.builders import contact, deliver_until_done, delivery
 from tests.fakes.base import Fault
+from tests.fakes.bitrix24 import portal_page
 
 
 def test_a_new_person_becomes_a_contact_and_the_conversation_a_lead_linked_to_it(bitrix, bitrix_fake):
@@ -115,6 +116,15 @@ def test_an_unavailable_crm_is_a_transient_failure(bitrix, bitrix_fake, fault):
         bitrix.deliver(delivery())
 
     assert caught.value.reason == "crm_unavailable"
+
+
+def test_a_web_page_instead_of_the_rest_answer_is_a_transient_failure(bitrix, bitrix_fake):
+    bitrix_fake.faults.script(portal_page())
+
+    with pytest.raises(TransientError) as caught:
+        bitrix.deliver(delivery())
+
+    assert (caught.value.reason, caught.value.status) == ("crm_unavailable", 200)
 
 
 def test_a_wrong_webhook_code_is_a_permanent_auth_failure_that_does_not_leak_the_code(bitrix_fake,

@@ -1,12 +1,15 @@
 """HubSpot: one contact per person (upsert by our id), one note per delivery, whatever fails in between."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from crm_sync.destinations.base import PermanentError, TransientError
 from crm_sync.destinations.content import marker
-from tests.destinations.builders import contact, deliver_until_done, delivery
+from tests.destinations.builders import chat, contact, deliver_until_done, delivery
 from tests.fakes.base import Fault
+from tests.fakes.hubspot import migration_in_progress
 
 
 def test_a_new_person_becomes_one_contact_with_the_conversation_as_a_note(hubspot, hubspot_fake):
@@ -119,6 +122,34 @@ def test_a_batch_with_an_invalid_email_fails_only_that_delivery(hubspot, hubspot
     assert hubspot_fake.records_for(2) == []
 
 
+def test_a_batch_with_a_note_hubspot_refuses_fails_only_that_delivery(hubspot, hubspot_fake):
+    hubspot_fake.rejected_note_texts = {"refuse this one"}
+    refused = replace(chat(11), transcript=({"author": "visitor", "author_name": "Ivan", "text": "refuse this one"},))
+    requests = [delivery(contact(1, email="p1@example.com"), chat(10), key="k-1"),
+                delivery(contact(2, email="p2@example.com"), refused, key="k-2"),
+                delivery(contact(3, email="p3@example.com"), chat(12), key="k-3")]
+
+    results = hubspot.deliver_batch(requests)
+
+    assert isinstance(results[1], PermanentError) and results[1].reason == "validation"
+    for n in (1, 3):
+        (record,) = hubspot_fake.records_for(n)
+        assert [note["id"] for note in hubspot_fake.notes_of(record["id"])] == [results[n - 1].interaction_record_id]
+    assert len(hubspot_fake.notes) == 2
+
+
+def test_a_failed_look_up_of_one_retried_note_fails_only_that_delivery(hubspot, hubspot_fake):
+    requests = [delivery(contact(n, email=f"p{n}@example.com"), chat(10 + n), key=f"k-{n}", attempt=2)
+                for n in (1, 2)]
+    hubspot_fake.faults.script(Fault.server_error(match="associations"))
+
+    results = hubspot.deliver_batch(requests)
+
+    assert isinstance(results[0], TransientError) and results[0].reason == "crm_unavailable"
+    (record,) = hubspot_fake.records_for(2)
+    assert [note["id"] for note in hubspot_fake.notes_of(record["id"])] == [results[1].interaction_record_id]
+
+
 def test_a_batch_that_holds_one_delivery_twice_writes_one_note(hubspot, hubspot_fake):
     results = hubspot.deliver_batch([delivery(key="k-1"), delivery(key="k-1")])
 
@@ -142,6 +173,16 @@ def test_rate_limit_without_retry_after_backs_off_by_the_policy_name(hubspot, hu
         hubspot.deliver(delivery())
 
     assert caught.value.retry_after == 10
+
+
+def test_a_migration_in_progress_makes_the_destination_wait_for_its_retry_after(hubspot, hubspot_fake):
+    hubspot_fake.faults.script(migration_in_progress(retry_after=7200))
+
+    with pytest.raises(TransientError) as caught:
+        hubspot.deliver(delivery())
+
+    assert (caught.value.reason, caught.value.status, caught.value.retry_after) == ("crm_migrating", 477, 7200)
+    assert caught.value.asks_to_wait
 
 
 @pytest.mark.parametrize("fault", [Fault.server_error(), Fault.timeout(), Fault.after_write(then="drop")],

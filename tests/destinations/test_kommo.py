@@ -1,6 +1,8 @@
 """Kommo: one contact per person despite search lag, one lead (with its note) per delivery, batched writes."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from crm_sync.destinations.base import PermanentError, TransientError
@@ -64,6 +66,18 @@ def test_a_person_known_by_a_differently_written_phone_is_found_and_gets_the_ema
     assert len(kommo_fake.leads_of(existing)) == 1
 
 
+def test_adding_a_phone_keeps_the_type_of_the_values_already_there(kommo, kommo_fake):
+    existing = kommo_fake.seed_contact("Ivan", emails=[{"value": "ivan@home.example", "enum_code": "PRIV"}],
+                                       phones=[{"value": "+7 916 123-45-67", "enum_code": "MOB"}])
+
+    kommo.deliver(delivery(replace(contact(email="ivan@home.example"), phones=("+79161234567", "+79031112233"))))
+
+    fields = {f["field_code"]: f["values"] for f in kommo_fake.contacts[existing]["custom_fields_values"]}
+    assert [(v["value"], v["enum_code"]) for v in fields["PHONE"]] == [("+7 916 123-45-67", "MOB"),
+                                                                       ("+79031112233", "WORK")]
+    assert [(v["value"], v["enum_code"]) for v in fields["EMAIL"]] == [("ivan@home.example", "PRIV")]
+
+
 def test_a_linked_record_is_used_without_searching(kommo, kommo_fake):
     linked = kommo.deliver(delivery(key="k-1")).contact_record_id
     kommo_fake.calls.clear()
@@ -113,6 +127,25 @@ def test_rate_limit_with_retry_after_is_transient_with_that_delay(kommo, kommo_f
         kommo.deliver(delivery())
 
     assert (caught.value.reason, caught.value.retry_after) == ("rate_limit", 4)
+
+
+def test_an_ip_blocked_after_too_many_requests_makes_the_destination_wait_minutes(kommo, kommo_fake):
+    kommo_fake.faults.script(kommo_fake_module.ip_blocked())
+
+    with pytest.raises(TransientError) as caught:
+        kommo.deliver(delivery())
+
+    assert (caught.value.reason, caught.value.status) == ("rate_limit", 403)
+    assert caught.value.retry_after >= 300 and caught.value.asks_to_wait
+
+
+def test_an_ip_missing_from_the_accounts_whitelist_is_a_permanent_auth_failure(kommo, kommo_fake):
+    kommo_fake.faults.script(kommo_fake_module.ip_not_whitelisted())
+
+    with pytest.raises(PermanentError) as caught:
+        kommo.deliver(delivery())
+
+    assert (caught.value.reason, caught.value.status) == ("auth", 403)
 
 
 @pytest.mark.parametrize("fault", [Fault.server_error(), Fault.timeout(), Fault.after_write(then="drop")],

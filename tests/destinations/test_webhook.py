@@ -10,6 +10,7 @@ from tests.destinations.builders import deliver_until_done, delivery
 from tests.destinations.conftest import WEBHOOK_SECRET
 from tests.destinations.standard_webhooks import expected_signature
 from tests.fakes.base import Fault
+from tests.fakes.webhook import WebhookReceiver
 
 
 def test_the_signature_verifies_per_the_standard_webhooks_spec(webhook, receiver):
@@ -70,6 +71,16 @@ def test_the_receiver_may_link_its_own_record(webhook, receiver):
     result = webhook.deliver(delivery())
 
     assert (result.contact_record_id, result.record_url, result.api_calls) == ("R-77", "https://crm.internal/r/77", 1)
+
+
+def test_the_configured_url_is_posted_to_exactly_as_written(build_destination):
+    with WebhookReceiver(path="/hooks/crm/").running() as receiver:   # serves the trailing slash only
+        webhook = build_destination("webhook", url=f"{receiver.url}/hooks/crm/?tenant=7", secret=WEBHOOK_SECRET)
+
+        webhook.deliver(delivery(key="k-1"))
+
+    (request,) = receiver.received
+    assert (request.path, request.query) == ("/hooks/crm/", {"tenant": ["7"]})
 
 
 def test_rate_limit_with_retry_after_is_transient_with_that_delay(webhook, receiver):

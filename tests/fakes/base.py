@@ -198,7 +198,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif fault.kind == "server_error":
             response = crm.server_error()
         else:
-            response = FakeResponse(fault.status, fault.body, fault.headers)
+            response = FakeResponse(fault.status, fault.body, fault.headers, fault.content_type)
         crm.calls.append(Call(request.method, request.path, request.query, _decoded(request.body),
                               response.status if response else None, fault.kind if fault else None))
         if response is None:

@@ -5,7 +5,8 @@ Shapes follow bitrix24/b24restdocs: `{"result": …, "time": {…}}` (lists add 
 `INVALID_CREDENTIALS` for a wrong webhook code, 400 "Not found" for a missing record. Multi-field values (EMAIL, PHONE)
 are lists of `{"ID", "VALUE_TYPE", "VALUE", "TYPE_ID"}`, and an update appends the items that carry no ID.
 `crm.duplicate.findbycomm` is the eventually consistent read here (it ignores records younger than the search lag);
-`crm.*.list` with a filter reads the table directly.
+`crm.*.list` with a filter reads the table directly. While a portal is being updated (or behind a misbehaving proxy)
+a call can be answered 200 with an HTML page instead of the REST answer: `portal_page()`.
 """
 from __future__ import annotations
 
@@ -14,9 +15,17 @@ import time
 from typing import Any
 
 from tests.fakes.base import FakeCRM, FakeRequest, FakeResponse
+from tests.fakes.faults import Fault
 
 USER_ID, CODE = "1", "t0ps3cretwebhookcode"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def portal_page(match: str | None = None) -> Fault:
+    """A 200 whose body is a web page, not Bitrix24's JSON: the portal is being updated."""
+    return Fault.respond(200, "<!DOCTYPE html><html><head><title>Bitrix24</title></head><body><h1>The portal is "
+                         "being updated</h1><p>Please try again in a few minutes.</p></body></html>", match,
+                         content_type="text/html; charset=UTF-8")
 
 
 def _error(status: int, code: str, description: str) -> FakeResponse:

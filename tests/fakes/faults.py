@@ -27,6 +27,7 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     retry_after: float | None = None
     then: str = "500"   # after_write: "500", "drop" or "timeout"
+    content_type: str = "application/json"
 
     @classmethod
     def rate_limit(cls, retry_after: float | None = 1, match: str | None = None) -> "Fault":
@@ -45,9 +46,9 @@ class Fault:
         return cls("after_write", match, then=then)
 
     @classmethod
-    def respond(cls, status: int, body: Any, match: str | None = None, headers: dict[str, str] | None = None
-                ) -> "Fault":
-        return cls("status", match, status=status, body=body, headers=headers or {})
+    def respond(cls, status: int, body: Any, match: str | None = None, headers: dict[str, str] | None = None,
+                content_type: str = "application/json") -> "Fault":
+        return cls("status", match, status=status, body=body, headers=headers or {}, content_type=content_type)
 
     def matches(self, request: FakeRequest) -> bool:
         return self.match is None or re.search(self.match, f"{request.method} {request.path}") is not None

@@ -3,6 +3,9 @@
 Shapes follow developers.hubspot.com (batch/upsert results with `new`; 409 "Contact already exists. Existing ID: N"
 with category CONFLICT; 429 with `policyName`; errors `{status, message, correlationId, category}`). Search is the
 only eventually consistent read: it ignores records younger than `faults.search_lag_ms`, as HubSpot's index does.
+A batch with one input HubSpot refuses fails as a whole (400 VALIDATION_ERROR): notes whose body holds one of
+`rejected_note_texts` are refused so. While an account migrates between data-hosting locations every call is
+answered 477 Migration in Progress with a Retry-After: `migration_in_progress()`.
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from tests.fakes.base import FakeCRM, FakeRequest, FakeResponse
+from tests.fakes.faults import Fault
 
 TOKEN = "hubspot-test-token-0123456789"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -26,12 +30,18 @@ def error(status: int, message: str, category: str, **extra: Any) -> FakeRespons
                                  "category": category, **extra})
 
 
+def migration_in_progress(retry_after: int = 3600, match: str | None = None) -> Fault:
+    return Fault.respond(477, {"status": "error", "message": "Migration in progress", "correlationId": str(
+        uuid.uuid4())}, match, headers={"Retry-After": str(retry_after)})
+
+
 class HubSpotFake(FakeCRM):
     vendor = "hubspot"
 
     def __init__(self) -> None:
         super().__init__()
         self.unique_properties = {"crm_ingest_contact_id"}
+        self.rejected_note_texts: set[str] = set()
         self.contacts: dict[str, dict[str, Any]] = {}
         self.notes: dict[str, dict[str, Any]] = {}
         contacts, notes = "/crm/v3/objects/contacts", "/crm/v3/objects/notes"
@@ -200,6 +210,10 @@ class HubSpotFake(FakeCRM):
         for item in inputs:
             if not item.get("properties", {}).get("hs_timestamp"):
                 return error(400, "Property values were not valid: hs_timestamp is required", "VALIDATION_ERROR")
+            body = item.get("properties", {}).get("hs_note_body") or ""
+            if any(text in body for text in self.rejected_note_texts):
+                return error(400, 'Property values were not valid: [{"isValid":false,"message":"hs_note_body is '
+                             'not valid","error":"INVALID_PROPERTY_VALUE","name":"hs_note_body"}]', "VALIDATION_ERROR")
             for association in item.get("associations", []):
                 if association["to"]["id"] not in self.contacts:
                     return error(400, f"Object {association['to']['id']} does not exist", "VALIDATION_ERROR")

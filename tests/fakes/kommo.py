@@ -1,9 +1,12 @@
 """Fake Kommo (amoCRM) API v4: contacts, leads (with `leads/complex`) and lead notes.
 
 Shapes follow developers.kommo.com and amocrm/amocrm-api-php: HAL bodies `{"_links", "_embedded": {"contacts": […]}}`,
-`custom_fields_values` (null when empty) with `field_code` PHONE/EMAIL, 204 No Content for an empty list, complex
-answers `[{"id", "contact_id", "company_id", "request_id": […], "merged"}]`, errors as problem+json (400 with
+`custom_fields_values` (null when empty) with `field_code` PHONE/EMAIL whose values keep the type they were sent
+with (`enum_id` and `enum_code`, either one picks the type), 204 No Content for an empty list, complex answers
+`[{"id", "contact_id", "company_id", "request_id": […], "merged"}]`, errors as problem+json (400 with
 `validation-errors`). `?query=` is the eventually consistent full-text search; `filter[...]` listings are not.
+After too many requests Kommo blocks the integration's IP with a 403 (`ip_blocked()`); a 403 for an IP missing from
+the account's whitelist carries error code 113 (`ip_not_whitelisted()`).
 """
 from __future__ import annotations
 
@@ -12,16 +15,33 @@ import time
 from typing import Any
 
 from tests.fakes.base import FakeCRM, FakeRequest, FakeResponse
+from tests.fakes.faults import Fault
 
 TOKEN = "kommo-long-lived-test-token"
 KEY_FIELD_ID = 771001
 _CONTACT_FIELDS = {"PHONE": (264911, "Phone"), "EMAIL": (264913, "Email")}
+# The types of a contact's phones and emails: enum code -> enum id (ids are per account in Kommo).
+ENUMS = {"PHONE": {"WORK": 310001, "WORKDD": 310003, "MOB": 310005, "FAX": 310007, "HOME": 310009, "OTHER": 310011},
+         "EMAIL": {"WORK": 310013, "PRIV": 310015, "OTHER": 310017}}
 
 
 def problem(status: int, title: str, **extra: Any) -> FakeResponse:
     return FakeResponse(status, {"title": title, "type": f"https://httpstatus.es/{status}", "status": status,
                                  "detail": extra.pop("detail", title), **extra},
                         content_type="application/problem+json")
+
+
+def ip_blocked(match: str | None = None) -> Fault:
+    """The IP restriction Kommo puts on an integration that keeps exceeding its limit: a 403 without an error code."""
+    return Fault.respond(403, {"title": "Forbidden", "type": "https://httpstatus.es/403", "status": 403,
+                               "detail": "Forbidden"}, match, content_type="application/problem+json")
+
+
+def ip_not_whitelisted(match: str | None = None) -> Fault:
+    """An account that lets the API in only from whitelisted IPs, called from another: 403 with error code 113."""
+    return Fault.respond(403, {"response": {"error": "Access to this account is prohibited from your IP address",
+                                            "error_code": "113", "ip": "127.0.0.1", "domain": "acme.kommo.com",
+                                            "server_time": int(time.time())}}, match)
 
 
 def _invalid(request_id: str, path: str, detail: str) -> FakeResponse:
@@ -59,12 +79,15 @@ class KommoFake(FakeCRM):
     def notes_of(self, lead_id: int | str) -> list[dict[str, Any]]:
         return [n for n in self.notes.values() if n["entity_id"] == int(lead_id)]
 
-    def seed_contact(self, name: str, emails: list[str] = (), phones: list[str] = ()) -> int:
-        """A contact a manager created long ago (searchable, outside any recent window)."""
+    def seed_contact(self, name: str, emails: list[str | dict] = (), phones: list[str | dict] = ()) -> int:
+        """A contact a manager created long ago (searchable, outside any recent window). A value is a string (typed
+        WORK, as Kommo's form does by default) or a `{"value", "enum_code"}` of another type."""
+        def typed(values: list[str | dict]) -> list[dict]:
+            return [v if isinstance(v, dict) else {"value": v, "enum_code": "WORK"} for v in values]
         with self.lock:
             contact_id = self._store_contact({"name": name, "custom_fields_values": [
-                {"field_code": "EMAIL", "values": [{"value": e} for e in emails]},
-                {"field_code": "PHONE", "values": [{"value": p} for p in phones]}]})
+                {"field_code": "EMAIL", "values": typed(emails)},
+                {"field_code": "PHONE", "values": typed(phones)}]})
             self.contacts[contact_id].update(created=float("-inf"), created_at=0, updated_at=0)
             return contact_id
 
@@ -130,8 +153,13 @@ class KommoFake(FakeCRM):
     # --- contacts -------------------------------------------------------------------------------------------------
 
     def _create_contacts(self, request: FakeRequest) -> FakeResponse:
+        bodies = request.json() or []
+        for index, body in enumerate(bodies):
+            problem = _bad_enum(body.get("custom_fields_values"), str(body.get("request_id", index)))
+            if problem is not None:
+                return problem
         created = []
-        for body in request.json() or []:
+        for body in bodies:
             contact_id = self._store_contact(body)
             created.append({"id": contact_id, "request_id": body.get("request_id", str(len(created))),
                             "_links": {"self": {"href": f"{self.url}/api/v4/contacts/{contact_id}"}}})
@@ -141,6 +169,10 @@ class KommoFake(FakeCRM):
         changes = request.json() or []
         if any(int(change.get("id") or 0) not in self.contacts for change in changes):
             return _invalid("0", "id", "Contact not found")
+        for index, change in enumerate(changes):
+            problem = _bad_enum(change.get("custom_fields_values"), str(index))
+            if problem is not None:
+                return problem
         for change in changes:
             contact = self.contacts[int(change["id"])]
             replaced = {f["field_code"]: f for f in _contact_fields(change.get("custom_fields_values")) or []}
@@ -210,13 +242,34 @@ class KommoFake(FakeCRM):
         return FakeResponse(200, {"_links": {}, "_embedded": {"notes": created}})
 
 
+def _typed(code: str, value: dict[str, Any]) -> dict[str, Any]:
+    """A value as stored: with the type it was sent (by enum_code or enum_id; both are answered), or none."""
+    enums = ENUMS[code]
+    enum_code = value.get("enum_code") or next((c for c, i in enums.items() if i == value.get("enum_id")), None)
+    typed = {"value": value["value"]}
+    if enum_code:
+        typed.update(enum_id=enums[enum_code], enum_code=enum_code)
+    return typed
+
+
+def _bad_enum(fields: Any, request_id: str) -> FakeResponse | None:
+    for index, field in enumerate(fields or []):
+        enums = ENUMS.get(field.get("field_code"), {})
+        for value in field.get("values") or []:
+            if (value.get("enum_code") and value["enum_code"] not in enums) or (
+                    value.get("enum_id") and value["enum_id"] not in enums.values()):
+                return _invalid(request_id, f"custom_fields_values.{index}.values", "Enum is not valid")
+    return None
+
+
 def _contact_fields(fields: Any) -> list[dict[str, Any]] | None:
     stored = []
     for field in fields or []:
         code = field.get("field_code")
-        values = [{"value": v["value"], "enum_id": 1, "enum_code": v.get("enum_code", "WORK")}
-                  for v in field.get("values") or [] if v.get("value")]
-        if code in _CONTACT_FIELDS and values:
+        if code not in _CONTACT_FIELDS:
+            continue
+        values = [_typed(code, v) for v in field.get("values") or [] if v.get("value")]
+        if values:
             field_id, name = _CONTACT_FIELDS[code]
             stored.append({"field_id": field_id, "field_name": name, "field_code": code, "field_type": "multitext",
                            "values": values})

@@ -47,9 +47,11 @@ class PipedriveFake(FakeCRM):
         self.route("POST", "/api/v2/persons", self._create_person)
         self.route("PATCH", r"/api/v2/persons/(?P<id>\d+)", self._patch_person)
         self.route("POST", "/api/v1/leads", self._create_lead)
-        self.route("GET", "/api/v1/leads", lambda r: self._page(r, self.leads.values(), oldest_first=True))
+        self.route("GET", "/api/v1/leads", lambda r: self._page(r, self.leads.values(), oldest_first=True,
+                                                                 nested_pagination=False))
         self.route("POST", "/api/v1/notes", self._create_note)
-        self.route("GET", "/api/v1/notes", lambda r: self._page(r, self.notes.values(), oldest_first=False))
+        self.route("GET", "/api/v1/notes", lambda r: self._page(r, self.notes.values(), oldest_first=False,
+                                                                 nested_pagination=True))
 
     # --- what tests look at ---------------------------------------------------------------------------------------
 
@@ -64,6 +66,12 @@ class PipedriveFake(FakeCRM):
 
     def leads_of(self, person_id: int | str) -> list[dict[str, Any]]:
         return [lead for lead in self.leads.values() if str(lead["person_id"]) == str(person_id)]
+
+    def seed_leads(self, person_id: int | str, count: int) -> None:
+        """Leads a salesperson added to the person over time (not ours: no origin_id)."""
+        with self.lock:
+            for n in range(count):
+                self._store_lead({"title": f"Lead {n}", "person_id": person_id})
 
     def seed_person(self, name: str, emails: list[str] = (), phones: list[str] = ()) -> int:
         """A person a salesperson created long ago (searchable, outside any recent window)."""
@@ -159,6 +167,9 @@ class PipedriveFake(FakeCRM):
         body = request.json() or {}
         if not body.get("title") or int(body.get("person_id") or 0) not in self.persons:
             return error(400, "Validation failed: title and an existing person_id or organization_id are required")
+        return ok(self._store_lead(body), status=201)
+
+    def _store_lead(self, body: dict[str, Any]) -> dict[str, Any]:
         lead_id = str(uuid.uuid4())
         self.leads[lead_id] = {
             "id": lead_id, "title": body["title"], "person_id": int(body["person_id"]), "organization_id": None,
@@ -166,7 +177,7 @@ class PipedriveFake(FakeCRM):
             "origin_id": body.get("origin_id"), "channel": None, "channel_id": None, "is_archived": False,
             "was_seen": False, "label_ids": [], "add_time": _now_text(), "update_time": _now_text(),
         }
-        return ok(self.leads[lead_id], status=201)
+        return self.leads[lead_id]
 
     def _create_note(self, request: FakeRequest) -> FakeResponse:
         body = request.json() or {}
@@ -179,17 +190,21 @@ class PipedriveFake(FakeCRM):
                                "add_time": _now_text(), "update_time": _now_text(), "order": note_id}
         return ok(self.notes[note_id], status=201)
 
-    def _page(self, request: FakeRequest, rows: Any, oldest_first: bool) -> FakeResponse:
+    def _page(self, request: FakeRequest, rows: Any, oldest_first: bool, nested_pagination: bool) -> FakeResponse:
+        """A v1 listing. Notes answer `additional_data: {pagination: {start, limit, more_items_in_collection,
+        next_start}}`; leads answer `additional_data: {start, limit, more_items_in_collection}` (no next_start)."""
         wanted = {k: request.arg(k) for k in ("person_id", "lead_id") if request.arg(k)}
         rows = [r for r in rows if all(str(r.get(k)) == v for k, v in wanted.items())]
         newest_first = not oldest_first and "DESC" in (request.arg("sort") or "").upper()
         rows.sort(key=lambda r: r.get("order", r["add_time"]), reverse=newest_first)
-        start, limit = int(request.arg("start", "0")), int(request.arg("limit", "100"))
+        start, limit = int(request.arg("start", "0")), min(int(request.arg("limit", "100")), 500)
         more = start + limit < len(rows)
-        pagination = {"start": start, "limit": limit, "more_items_in_collection": more}
+        page = {"start": start, "limit": limit, "more_items_in_collection": more}
+        if not nested_pagination:
+            return ok(rows[start:start + limit] or None, **page)
         if more:
-            pagination["next_start"] = start + limit
-        return ok(rows[start:start + limit] or None, pagination=pagination)
+            page["next_start"] = start + limit
+        return ok(rows[start:start + limit] or None, pagination=page)
 
 
 def _entries(items: Any) -> list[dict[str, Any]]:

@@ -1,20 +1,24 @@
 """A webhook receiver: stores each delivery once per `webhook-id`, as the Standard Webhooks spec asks receivers to."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from tests.fakes.base import FakeCRM, FakeRequest, FakeResponse
 
 
 class WebhookReceiver(FakeCRM):
+    """Serves `path` only, exactly as written: `/hooks/crm/` (a trailing slash, as many frameworks route) does not
+    answer a POST to `/hooks/crm`, nor the other way round."""
+
     vendor = "webhook"
 
-    def __init__(self) -> None:
+    def __init__(self, path: str = "/hooks/crm") -> None:
         super().__init__()
         self.received: list[FakeRequest] = []          # every request, duplicates included
         self.deliveries: dict[str, dict[str, Any]] = {}  # webhook-id -> the first body received with it
         self.reply: dict[str, Any] = {"ok": True}
-        self.route("POST", "/hooks/crm", self._receive)
+        self.route("POST", re.escape(path), self._receive)
 
     def _receive(self, request: FakeRequest) -> FakeResponse:
         self.received.append(request)
