@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
 
-from ingest.errors import ApiError
+from ingest.admin_params import ID, dry_run_of, json_object_body, page_body, page_parameters
+from ingest.errors import ApiError, answer_503_while_the_database_is_down
 from ingest.event_admin import (
-    BadFilter, EventFilter, event_detail, event_summary, list_events, purged_message, replay_events, replay_matching,
+    BadFilter, EventFilter, event_detail, event_summary, events_page, purged_message, replay_events, replay_matching,
 )
 from ingest.providers.base import secrets_equal
 from ingest.runtime import Runtime
-from ingest.schema import Event
+from ingest.schema import FINAL_STATUSES, Event
 
 admin = Blueprint("admin", __name__, url_prefix="/api")
+answer_503_while_the_database_is_down(admin)
 
 
 def _runtime() -> Runtime:
@@ -24,8 +26,9 @@ def require_admin_token():
     token = _runtime().settings.admin_token
     if token is None:
         raise ApiError(403, "admin_disabled", "the admin API is closed: set admin_token or CRM_INGEST_ADMIN_TOKEN")
-    given = request.headers.get("Authorization", "")
-    if not given.startswith("Bearer ") or not secrets_equal(given[7:].strip(), token.get_secret_value()):
+    # The scheme name is case-insensitive (RFC 7235 section 2.1): "bearer" and "BEARER" are Bearer too.
+    scheme, _, credentials = request.headers.get("Authorization", "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not secrets_equal(credentials.strip(), token.get_secret_value()):
         raise ApiError(401, "unauthorized", "send Authorization: Bearer <admin_token>")
 
 
@@ -40,16 +43,12 @@ def _filter(values) -> EventFilter:
 @admin.get("/events")
 def events_index():
     event_filter = _filter(request.args)
-    try:
-        limit = int(request.args.get("limit", 100))
-    except ValueError:
-        raise ApiError(400, "bad_filter", "limit must be a whole number") from None
+    limit, before = page_parameters()
     with _runtime().sessions() as session:
-        events = list_events(session, event_filter, limit)
-        return jsonify(events=[event_summary(event) for event in events])
+        return jsonify(page_body("events", events_page(session, event_filter, limit, before), event_summary))
 
 
-@admin.get("/events/<int:event_id>")
+@admin.get(f"/events/<{ID}:event_id>")
 def events_show(event_id: int):
     with _runtime().sessions() as session:
         event = session.get(Event, event_id)
@@ -58,7 +57,7 @@ def events_show(event_id: int):
         return jsonify(event_detail(event))
 
 
-@admin.post("/events/<int:event_id>/replay")
+@admin.post(f"/events/<{ID}:event_id>/replay")
 def events_replay(event_id: int):
     runtime = _runtime()
     with runtime.sessions() as session:
@@ -68,18 +67,15 @@ def events_replay(event_id: int):
         if event.purged_at is not None:
             raise ApiError(409, "purged", purged_message(event))
     if not replay_events(runtime, [event_id]):
-        raise ApiError(409, "in_flight", f"event {event_id} is {event.status}; replay it once it has finished")
+        raise ApiError(409, "in_flight", f"event {event_id} is {event.status}; only finished events "
+                       f"({', '.join(FINAL_STATUSES)}) can be replayed: replay it once it has finished")
     return jsonify(replayed=[event_id]), 202
 
 
 @admin.post("/replay")
 def replay_by_filter():
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise ApiError(400, "bad_request", 'send a JSON object such as {"status": "dead", "dry_run": true}')
+    body = json_object_body('{"status": "dead", "dry_run": true}')
+    event_filter = _filter(body)
     if not any(body.get(key) for key in ("status", "source", "provider", "since")):
         raise ApiError(400, "bad_filter", "name at least one of status, source, provider, since")
-    dry_run = body.get("dry_run", True)
-    if not isinstance(dry_run, bool):
-        raise ApiError(400, "bad_request", "dry_run must be true or false")
-    return jsonify(replay_matching(_runtime(), _filter(body), dry_run))
+    return jsonify(replay_matching(_runtime(), event_filter, dry_run_of(body)))

@@ -7,13 +7,15 @@ from crm_sync.contact_detail import contact_detail
 from crm_sync.contacts import find_contact_ids
 from crm_sync.normalise import rules_from_settings
 from ingest.admin import require_admin_token
-from ingest.errors import ApiError
+from ingest.admin_params import ID
+from ingest.errors import ApiError, answer_503_while_the_database_is_down
 from ingest.runtime import Runtime
 
 MAX_FOUND = 50
 
 contacts_api = Blueprint("contacts_api", __name__, url_prefix="/api")
 contacts_api.before_request(require_admin_token)
+answer_503_while_the_database_is_down(contacts_api)
 
 
 def _runtime() -> Runtime:
@@ -37,7 +39,7 @@ def contacts_search():
     return jsonify(contacts=[detail for detail in details if detail], total=len(found))
 
 
-@contacts_api.get("/contacts/<int:contact_id>")
+@contacts_api.get(f"/contacts/<{ID}:contact_id>")
 def contacts_show(contact_id: int):
     with _runtime().sessions() as session:
         detail = contact_detail(session, contact_id)

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
 from sqlalchemy import Engine, Executable, create_engine, event, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -135,6 +136,34 @@ def migrate(database_url: str, revision: str = "head") -> None:
 def ping(engine: Engine) -> None:
     with engine.connect() as connection:
         connection.execute(text("SELECT 1"))
+
+
+# sqlite3 reports mistakes in the SQL ("no such table") as OperationalError too; these are the states that pass.
+_SQLITE_UNAVAILABLE = ("database is locked", "unable to open database file", "disk i/o error",
+                       "database or disk is full")
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether a database error means "not reachable or not usable right now, try again later" (a connection
+    refused or broken, a server shutting down, a locked SQLite file, no pooled connection free) rather than a fault
+    in the statement."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    if exc.orig is not None and type(exc.orig).__module__.startswith("sqlite3"):
+        return any(state in str(exc.orig).lower() for state in _SQLITE_UNAVAILABLE)
+    return True
+
+
+def driver_message(exc: BaseException) -> str:
+    """The first line of the driver's own words, without the SQL SQLAlchemy appends (it could hold values)."""
+    cause = getattr(exc, "orig", None) or exc
+    return (str(cause).strip().splitlines() or [type(cause).__name__])[0]
 
 
 def execute_committed_rows(engine: Engine, statement: Executable, values: dict, first_only: bool = False

@@ -5,15 +5,17 @@ from flask import Blueprint, current_app, jsonify, request
 
 from crm_sync.schema import Delivery, DeliveryStatus
 from ingest.admin import require_admin_token
+from ingest.admin_params import ID, dry_run_of, json_object_body, page_body, page_parameters
 from ingest.delivery_admin import (
-    DeliveryFilter, delivery_detail, delivery_summary, list_deliveries, retry_deliveries, retry_matching,
+    DeliveryFilter, deliveries_page, delivery_detail, delivery_summary, retry_deliveries, retry_matching,
 )
-from ingest.errors import ApiError
-from ingest.event_admin import BadFilter
+from ingest.errors import ApiError, answer_503_while_the_database_is_down
+from ingest.listing import BadFilter
 from ingest.runtime import Runtime
 
 deliveries_api = Blueprint("deliveries_api", __name__, url_prefix="/api")
 deliveries_api.before_request(require_admin_token)
+answer_503_while_the_database_is_down(deliveries_api)
 
 
 def _runtime() -> Runtime:
@@ -30,21 +32,19 @@ def _filter(values) -> DeliveryFilter:
 @deliveries_api.get("/deliveries")
 def deliveries_index():
     delivery_filter = _filter(request.args)
-    try:
-        limit = int(request.args.get("limit", 100))
-    except ValueError:
-        raise ApiError(400, "bad_filter", "limit must be a whole number") from None
+    limit, before = page_parameters()
     with _runtime().sessions() as session:
-        return jsonify(deliveries=[delivery_summary(d) for d in list_deliveries(session, delivery_filter, limit)])
+        page = deliveries_page(session, delivery_filter, limit, before)
+        return jsonify(page_body("deliveries", page, delivery_summary))
 
 
-@deliveries_api.get("/deliveries/<int:delivery_id>")
+@deliveries_api.get(f"/deliveries/<{ID}:delivery_id>")
 def deliveries_show(delivery_id: int):
     with _runtime().sessions() as session:
         return jsonify(delivery_detail(session, _delivery(session, delivery_id)))
 
 
-@deliveries_api.post("/deliveries/<int:delivery_id>/retry")
+@deliveries_api.post(f"/deliveries/<{ID}:delivery_id>/retry")
 def deliveries_retry(delivery_id: int):
     runtime = _runtime()
     with runtime.sessions() as session:
@@ -57,14 +57,10 @@ def deliveries_retry(delivery_id: int):
 
 @deliveries_api.post("/deliveries/retry")
 def deliveries_retry_matching():
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise ApiError(400, "bad_request", 'send a JSON object such as {"status": "dead", "dry_run": true}')
-    dry_run = body.get("dry_run", True)
-    if not isinstance(dry_run, bool):
-        raise ApiError(400, "bad_request", "dry_run must be true or false")
+    body = json_object_body('{"status": "dead", "dry_run": true}')
+    delivery_filter = _filter(body)
     try:
-        return jsonify(retry_matching(_runtime(), _filter(body), dry_run))
+        return jsonify(retry_matching(_runtime(), delivery_filter, dry_run_of(body)))
     except BadFilter as exc:
         raise ApiError(400, "bad_filter", str(exc)) from None
 

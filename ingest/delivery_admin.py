@@ -12,11 +12,9 @@ from sqlalchemy.orm import Session
 
 from crm_sync.schema import Delivery, DeliveryStatus, InteractionEvent, StoredInteraction
 from ingest.db import transaction
-from ingest.event_admin import BadFilter
+from ingest.listing import BadFilter, Page, filter_text, newest_first_page
 from ingest.runtime import Runtime
 from ingest.schema import utcnow
-
-MAX_LIST_LIMIT = 1000
 
 
 @dataclass(frozen=True)
@@ -26,6 +24,8 @@ class DeliveryFilter:
 
     @classmethod
     def parse(cls, status: str | None = None, destination: str | None = None) -> "DeliveryFilter":
+        """From request or command-line values: strings or None (anything else is a BadFilter naming the field)."""
+        status, destination = filter_text("status", status), filter_text("destination", destination)
         if status and status not in DeliveryStatus.ALL:
             raise BadFilter(f"status must be one of {', '.join(DeliveryStatus.ALL)}")
         return cls(status or None, destination or None)
@@ -38,10 +38,10 @@ class DeliveryFilter:
         return query
 
 
-def list_deliveries(session: Session, delivery_filter: DeliveryFilter, limit: int = 100) -> list[Delivery]:
-    limit = max(1, min(limit, MAX_LIST_LIMIT))
-    query = delivery_filter.apply(select(Delivery)).order_by(Delivery.updated_at.desc(), Delivery.id.desc())
-    return list(session.scalars(query.limit(limit)))
+def deliveries_page(session: Session, delivery_filter: DeliveryFilter, limit: int = 100, before: int | None = None
+                    ) -> Page:
+    """Matching deliveries, newest first, with ids below `before`; the page's `next_before` leads to older ones."""
+    return newest_first_page(session, delivery_filter.apply(select(Delivery)), Delivery.id, limit, before)
 
 
 def count_deliveries(session: Session, delivery_filter: DeliveryFilter) -> int:

@@ -11,16 +11,14 @@ from sqlalchemy.orm import Session
 
 from ingest.db import transaction
 from ingest.events import reset_for_replay
+from ingest.listing import BadFilter, Page, filter_text, newest_first_page
 from ingest.runtime import Runtime
-from ingest.schema import Event, EventStatus
+from ingest.schema import FINAL_STATUSES, Event, EventStatus
 
-MAX_LIST_LIMIT = 1000
 _DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-class BadFilter(ValueError):
-    pass
+# An unescaped '+' in a query string arrives as a space: "09:00:00+03:00" pasted into a URL reads "09:00:00 03:00".
+_OFFSET_AFTER_SPACE = re.compile(r"^(.*\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?) (\d{2}(?::?\d{2})?)$")
 
 
 @dataclass(frozen=True)
@@ -32,6 +30,9 @@ class EventFilter:
 
     @classmethod
     def parse(cls, status=None, source=None, provider=None, since=None) -> "EventFilter":
+        """From request or command-line values: strings or None (anything else is a BadFilter naming the field)."""
+        status, source, provider, since = (filter_text(name, value) for name, value in zip(
+            ("status", "source", "provider", "since"), (status, source, provider, since)))
         if status and status not in set(EventStatus):
             raise BadFilter(f"status must be one of {', '.join(EventStatus)}")
         return cls(status or None, source or None, provider or None, parse_since(since) if since else None)
@@ -49,25 +50,25 @@ class EventFilter:
 
 
 def parse_since(text: str) -> datetime:
-    """An ISO 8601 time (UTC if no zone) or a duration back from now: 30s, 15m, 2h, 7d, 1w."""
-    match = _DURATION.match(text.strip())
-    if match:
-        return datetime.now(timezone.utc) - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    """An ISO 8601 time (UTC if no zone) or a duration back from now: 30s, 15m, 2h, 7d, 1w; in UTC."""
+    text = text.strip()
     try:
-        moment = datetime.fromisoformat(text.strip())
+        match = _DURATION.match(text)
+        if match:
+            return datetime.now(timezone.utc) - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        moment = datetime.fromisoformat(_OFFSET_AFTER_SPACE.sub(r"\1+\2", text))
+        # In UTC now: a time at the edge of the calendar with an offset cannot be converted, and the columns
+        # convert whatever they are given when the query binds it.
+        return moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    except OverflowError:
+        raise BadFilter(f"since is out of range: {text!r} reaches past the year 1 or 9999") from None
     except ValueError:
         raise BadFilter(f"since must be an ISO 8601 time or a duration like 2h or 7d, not {text!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def list_events(session: Session, event_filter: EventFilter, limit: int = 100) -> list[Event]:
-    limit = max(1, min(limit, MAX_LIST_LIMIT))
-    query = event_filter.apply(select(Event)).order_by(Event.received_at.desc(), Event.id.desc()).limit(limit)
-    return list(session.scalars(query))
-
-
-def count_events(session: Session, event_filter: EventFilter) -> int:
-    return session.scalar(event_filter.apply(select(func.count(Event.id))))
+def events_page(session: Session, event_filter: EventFilter, limit: int = 100, before: int | None = None) -> Page:
+    """Matching events, newest first, with ids below `before`; the page's `next_before` leads to older ones."""
+    return newest_first_page(session, event_filter.apply(select(Event)), Event.id, limit, before)
 
 
 def event_summary(event: Event) -> dict:
@@ -112,18 +113,27 @@ def replay_events(runtime: Runtime, event_ids: list[int]) -> list[int]:
 
 
 def replay_matching(runtime: Runtime, event_filter: EventFilter, dry_run: bool, batch: int = 500) -> dict:
-    """Replay every event matching the filter (dry run: only count them); purged events are counted, not replayed."""
+    """Replay every finished, unpurged event matching the filter (dry run: only count them).
+
+    `replayable` is what a real run replays (unless workers finish or claim events in between); purged events and
+    events not finished yet (`not_finished`: received or processing) are counted and left alone."""
+    replayable_filter = (Event.status.in_(FINAL_STATUSES), Event.purged_at.is_(None))
     with runtime.sessions() as session:
-        matching = count_events(session, event_filter)
-        purged = session.scalar(event_filter.apply(select(func.count(Event.id))).where(Event.purged_at.is_not(None)))
+        counts = session.execute(event_filter.apply(select(
+            func.count(Event.id),
+            func.count(Event.id).filter(Event.purged_at.is_not(None)),
+            func.count(Event.id).filter(Event.status.not_in(FINAL_STATUSES), Event.purged_at.is_(None)),
+        ))).one()
+        matching, purged, not_finished = (int(count or 0) for count in counts)
+        report = {"matching": matching, "purged": purged, "not_finished": not_finished,
+                  "replayable": matching - purged - not_finished}
         if dry_run:
-            return {"dry_run": True, "matching": matching, "purged": purged, "replayed": 0}
-        ids = list(session.scalars(event_filter.apply(select(Event.id)).where(Event.purged_at.is_(None))
-                                   .order_by(Event.id)))
+            return {"dry_run": True, **report, "replayed": 0}
+        ids = list(session.scalars(event_filter.apply(select(Event.id)).where(*replayable_filter).order_by(Event.id)))
     replayed = 0
     for start in range(0, len(ids), batch):
         replayed += len(replay_events(runtime, ids[start:start + batch]))
-    return {"dry_run": False, "matching": matching, "purged": purged, "replayed": replayed}
+    return {"dry_run": False, **report, "replayed": replayed}
 
 
 def purged_message(event: Event) -> str:

@@ -1,30 +1,28 @@
 """`POST /api/forget`: right to erasure over the admin API (admin token), the same as `crm-ingest forget`."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify
 
 from crm_sync.erasure import forget_person
 from crm_sync.normalise import rules_from_settings
 from ingest.admin import require_admin_token
-from ingest.errors import ApiError
+from ingest.admin_params import dry_run_of, json_object_body
+from ingest.errors import ApiError, answer_503_while_the_database_is_down
 from ingest.runtime import Runtime
 
 privacy_api = Blueprint("privacy_api", __name__, url_prefix="/api")
 privacy_api.before_request(require_admin_token)
+answer_503_while_the_database_is_down(privacy_api)
 
 
 @privacy_api.post("/forget")
 def forget():
     """Body `{"email": …, "phone": …, "dry_run": true}`; dry_run defaults to true, as for /api/replay."""
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise ApiError(400, "bad_request", 'send a JSON object such as {"email": "a@example.com", "dry_run": true}')
+    body = json_object_body('{"email": "a@example.com", "dry_run": true}')
     email, phone = (body.get(key) for key in ("email", "phone"))
     if not all(value is None or isinstance(value, str) for value in (email, phone)) or not (email or phone):
         raise ApiError(400, "bad_request", "give email and/or phone as strings")
-    dry_run = body.get("dry_run", True)
-    if not isinstance(dry_run, bool):
-        raise ApiError(400, "bad_request", "dry_run must be true or false")
+    dry_run = dry_run_of(body)
     runtime: Runtime = current_app.extensions["crm_ingest"]
     report = forget_person(runtime.sessions, rules_from_settings(runtime.settings), email=email or None,
                            phone=phone or None, command="POST /api/forget" + (" dry_run" if dry_run else ""),

@@ -90,13 +90,64 @@ def test_bulk_replay_counts_first_and_replays_only_when_asked(client, runtime, a
     for event_id in (1, 2, 3):
         process_event(runtime.sessions, event_id)
     dry = client.post("/api/replay", json={"status": "dead"}, headers=admin_headers).json
-    assert dry == {"dry_run": True, "matching": 2, "purged": 0, "replayed": 0}
+    assert dry == {"dry_run": True, "matching": 2, "purged": 0, "not_finished": 0, "replayable": 2, "replayed": 0}
     assert status_of(runtime, 1) == "dead"
     done = client.post("/api/replay", json={"status": "dead", "dry_run": False}, headers=admin_headers).json
-    assert done == {"dry_run": False, "matching": 2, "purged": 0, "replayed": 2}
+    assert done == {"dry_run": False, "matching": 2, "purged": 0, "not_finished": 0, "replayable": 2, "replayed": 2}
     assert [status_of(runtime, i) for i in (1, 2, 3)] == ["received", "received", "processed"]
 
 
 def test_bulk_replay_needs_a_filter(client, admin_headers):
     response = client.post("/api/replay", json={"dry_run": False}, headers=admin_headers)
     assert response.status_code == 400
+
+
+def test_a_dry_run_counts_only_what_a_real_run_replays(client, runtime, admin_headers, generic_headers):
+    for body in (b"bad", b'{"ok": 1}', b'{"ok": 2}'):
+        post(client, generic_headers, body)
+    process_event(runtime.sessions, 1)  # 2 and 3 stay received: not finished, so not replayable
+    dry = client.post("/api/replay", json={"source": "generic-main"}, headers=admin_headers).json
+    done = client.post("/api/replay", json={"source": "generic-main", "dry_run": False}, headers=admin_headers).json
+    assert (dry["matching"], dry["not_finished"], dry["replayable"]) == (3, 2, 1)
+    assert done["replayed"] == dry["replayable"]
+
+
+def test_a_dry_run_over_a_status_that_cannot_be_replayed_counts_none(client, admin_headers, generic_headers):
+    post(client, generic_headers, b'{"n": 1}')
+    dry = client.post("/api/replay", json={"status": "received"}, headers=admin_headers).json
+    assert (dry["matching"], dry["not_finished"], dry["replayable"]) == (1, 1, 0)
+
+
+def test_replaying_an_absent_event_is_404(client, admin_headers):
+    response = client.post("/api/events/424242/replay", headers=admin_headers)
+    assert (response.status_code, response.json["error"]) == (404, "not_found")
+
+
+def test_events_are_paged_newest_first_with_next_before(client, runtime, admin_headers, generic_headers):
+    for n in range(5):
+        post(client, generic_headers, f'{{"n": {n}}}'.encode())
+    pages, before = [], None
+    while True:
+        query = {"limit": 2, **({"before": before} if before else {})}
+        page = client.get("/api/events", query_string=query, headers=admin_headers).json
+        pages.append([event["id"] for event in page["events"]])
+        before = page["next_before"]
+        if before is None:
+            break
+    assert pages == [[5, 4], [3, 2], [1]]
+
+
+def test_a_page_that_holds_the_last_match_says_there_is_no_next(client, admin_headers, generic_headers):
+    for n in range(2):
+        post(client, generic_headers, f'{{"n": {n}}}'.encode())
+    page = client.get("/api/events?limit=2", headers=admin_headers).json
+    assert ([event["id"] for event in page["events"]], page["next_before"]) == ([2, 1], None)
+
+
+def test_before_combines_with_the_filters(client, runtime, admin_headers, generic_headers):
+    for body in (b"bad 1", b'{"ok": 1}', b"bad 2", b"bad 3"):
+        post(client, generic_headers, body)
+    for event_id in range(1, 5):
+        process_event(runtime.sessions, event_id)
+    page = client.get("/api/events?status=dead&before=4&limit=1", headers=admin_headers).json
+    assert ([event["id"] for event in page["events"]], page["next_before"]) == ([3], 3)

@@ -1,14 +1,12 @@
 """The `crm-ingest` command line: processes (dev, web, worker, beat), database, sweeping and replay."""
 from __future__ import annotations
 
-import json
 import os
 import sys
 
 import click
 
 from ingest.settings import ConfigError, Settings, config_path, load_settings, mask_url
-from workers.cli_output import echo_rows
 from workers.observability import log_format_option
 
 QUEUES = "ingest,deliver,maintenance"
@@ -36,7 +34,31 @@ def _runtime():
     return Runtime(_settings())
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """Runs every command so that a database it cannot reach is one line and a non-zero exit, not a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from ingest.db import database_unavailable, driver_message
+
+        try:
+            return super().invoke(ctx)
+        except SQLAlchemyError as exc:
+            if not database_unavailable(exc):
+                raise
+            raise click.ClickException(f"the database at {_database_shown()} is unavailable: "
+                                       f"{driver_message(exc)}") from None
+
+
+def _database_shown() -> str:
+    try:
+        return mask_url(load_settings().database_url)
+    except ConfigError:
+        return "database_url"
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """crm-ingest: live-chat and lead webhooks in, deduplicated contacts and leads out."""
 
@@ -155,89 +177,6 @@ def check_config() -> None:
     click.echo("configuration OK")
 
 
-@main.group()
-def events() -> None:
-    """Stored events."""
-
-
-@events.command("list")
-@click.option("--status")
-@click.option("--source")
-@click.option("--provider")
-@click.option("--since", help="ISO time or a duration back from now: 30m, 2h, 7d")
-@click.option("--limit", default=50, show_default=True, type=int)
-@click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
-def events_list(status, source, provider, since, limit, as_json) -> None:
-    from ingest.event_admin import event_summary, list_events
-
-    runtime = _runtime()
-    with runtime.sessions() as session:
-        rows = [event_summary(e) for e in list_events(session, _event_filter(status, source, provider, since), limit)]
-    echo_rows(rows, as_json, lambda row: f"{row['id']:>8}  {row['received_at'][:19]}  {row['source']:<20} "
-                                         f"{row['status']:<10} x{row['duplicate_count'] + 1}")
-
-
-@events.command("show")
-@click.argument("event_id", type=int)
-def events_show(event_id: int) -> None:
-    from ingest.event_admin import event_detail
-    from ingest.schema import Event
-
-    runtime = _runtime()
-    with runtime.sessions() as session:
-        event = session.get(Event, event_id)
-        if event is None:
-            raise click.ClickException(f"no event {event_id}")
-        click.echo(json.dumps(event_detail(event), ensure_ascii=False, indent=2))
-
-
-@main.command()
-@click.option("--event", "event_id", type=int, help="replay this one event")
-@click.option("--status", help="replay every event with this status (usually dead)")
-@click.option("--source")
-@click.option("--since", help="ISO time or a duration back from now: 30m, 2h, 7d")
-@click.option("--dry-run", is_flag=True, help="only count what would be replayed")
-def replay(event_id, status, source, since, dry_run) -> None:
-    """Re-run the current code over stored requests (idempotent: a replay never duplicates)."""
-    from ingest.event_admin import replay_events, replay_matching
-
-    runtime = _runtime()
-    if event_id is not None:
-        _refuse_purged(runtime, event_id)
-        if dry_run:
-            click.echo(f"would replay event {event_id}")
-            return
-        replayed = replay_events(runtime, [event_id])
-        click.echo(f"replayed event {event_id}" if replayed else f"event {event_id} is not finished (or absent)")
-        return
-    if not status:
-        raise click.UsageError("give --event ID, or --status (with optional --source/--since)")
-    outcome = replay_matching(runtime, _event_filter(status, source, None, since), dry_run)
-    verb = "would replay" if dry_run else "replayed"
-    replayable = outcome["matching"] - outcome["purged"]
-    purged = f" ({outcome['purged']} purged: their raw request is gone)" if outcome["purged"] else ""
-    click.echo(f"{verb} {replayable if dry_run else outcome['replayed']} of {outcome['matching']} event(s){purged}")
-
-
-def _refuse_purged(runtime, event_id: int) -> None:
-    from ingest.event_admin import purged_message
-    from ingest.schema import Event
-
-    with runtime.sessions() as session:
-        event = session.get(Event, event_id)
-        if event is not None and event.purged_at is not None:
-            raise click.ClickException(purged_message(event))
-
-
-def _event_filter(status, source, provider, since):
-    from ingest.event_admin import BadFilter, EventFilter
-
-    try:
-        return EventFilter.parse(status, source, provider, since)
-    except BadFilter as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
 from workers.ops_cli import forget, purge  # noqa: E402  (the privacy commands live in their own module)
 
 main.add_command(purge)
@@ -246,6 +185,11 @@ main.add_command(forget)
 from workers.delivery_cli import deliveries  # noqa: E402  (a group of its own module, registered here)
 
 main.add_command(deliveries)
+
+from workers.events_cli import events, replay  # noqa: E402  (the event commands live in their own module)
+
+main.add_command(events)
+main.add_command(replay)
 
 if __name__ == "__main__":
     main()

@@ -14,3 +14,9 @@ def echo_rows(rows: list[dict], as_json: bool, line: Callable[[dict], str]) -> N
         else:
             reason = f"  {row['error_class']}: {row['error_message']}" if row.get("error_class") else ""
             click.echo(line(row) + reason)
+
+
+def echo_next_page(next_before: int | None) -> None:
+    """Where the next page starts, on stderr: stdout stays the rows alone (one JSON object per line with --json)."""
+    if next_before is not None:
+        click.echo(f"more: add --before {next_before} for the next page", err=True)

@@ -5,7 +5,11 @@ import json
 
 import click
 
-from workers.cli_output import echo_rows
+from ingest.listing import MAX_ID, MAX_LIST_LIMIT
+from workers.cli_output import echo_next_page, echo_rows
+
+# Ids as the database holds them (BIGINT): a larger number is a usage error, not a query that fails.
+DELIVERY_ID = click.IntRange(1, MAX_ID)
 
 
 def _runtime():
@@ -22,21 +26,26 @@ def deliveries() -> None:
 @deliveries.command("list")
 @click.option("--status", help="pending, in_flight, succeeded, failed or dead")
 @click.option("--destination")
-@click.option("--limit", default=50, show_default=True, type=int)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, MAX_LIST_LIMIT))
+@click.option("--before", type=DELIVERY_ID, help="only deliveries with a smaller id: the next page, as printed at "
+                                                 "the end")
 @click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
-def deliveries_list(status, destination, limit, as_json) -> None:
-    """Deliveries, most recently changed first, with the reason of each failure."""
-    from ingest.delivery_admin import delivery_summary, list_deliveries
+def deliveries_list(status, destination, limit, before, as_json) -> None:
+    """Deliveries, newest first (by id), with the reason of each failure."""
+    from ingest.delivery_admin import deliveries_page, delivery_summary
 
+    delivery_filter = _delivery_filter(status, destination)
     runtime = _runtime()
     with runtime.sessions() as session:
-        rows = [delivery_summary(d) for d in list_deliveries(session, _delivery_filter(status, destination), limit)]
+        page = deliveries_page(session, delivery_filter, limit, before)
+        rows = [delivery_summary(delivery) for delivery in page.rows]
     echo_rows(rows, as_json, lambda row: f"{row['id']:>8}  {row['updated_at'][:19]}  {row['destination']:<20} "
                                          f"{row['status']:<10} {row['idempotency_key']}  x{row['attempts']}")
+    echo_next_page(page.next_before)
 
 
 @deliveries.command("show")
-@click.argument("delivery_id", type=int)
+@click.argument("delivery_id", type=DELIVERY_ID)
 def deliveries_show(delivery_id: int) -> None:
     """One delivery: its attempts, last error, CRM record and the interaction and events behind it."""
     from crm_sync.schema import Delivery
@@ -51,7 +60,7 @@ def deliveries_show(delivery_id: int) -> None:
 
 
 @deliveries.command("retry")
-@click.option("--id", "delivery_id", type=int, help="retry this one delivery")
+@click.option("--id", "delivery_id", type=DELIVERY_ID, help="retry this one delivery")
 @click.option("--status", help="retry every delivery with this status: dead or failed")
 @click.option("--destination")
 @click.option("--dry-run", is_flag=True, help="only count what would be retried")
@@ -60,17 +69,19 @@ def deliveries_retry(delivery_id, status, destination, dry_run) -> None:
     from ingest.delivery_admin import retry_deliveries, retry_matching
     from ingest.event_admin import BadFilter
 
+    if delivery_id is None and not status:
+        raise click.UsageError("give --id ID, or --status dead (with optional --destination)")
     runtime = _runtime()
     if delivery_id is not None:
+        _refuse_what_cannot_be_retried(runtime, delivery_id)
         if dry_run:
             click.echo(f"would retry delivery {delivery_id}")
             return
-        retried = retry_deliveries(runtime, [delivery_id])
-        click.echo(f"retrying delivery {delivery_id}" if retried else
-                   f"delivery {delivery_id} is not failed or dead (or absent)")
+        if not retry_deliveries(runtime, [delivery_id]):  # a drainer or another retry changed it since the check
+            raise click.ClickException(f"delivery {delivery_id} was not retried: it changed meanwhile; see "
+                                       f"`crm-ingest deliveries show {delivery_id}`")
+        click.echo(f"retrying delivery {delivery_id}")
         return
-    if not status:
-        raise click.UsageError("give --id ID, or --status dead (with optional --destination)")
     try:
         outcome = retry_matching(runtime, _delivery_filter(status, destination), dry_run)
     except BadFilter as exc:
@@ -78,6 +89,18 @@ def deliveries_retry(delivery_id, status, destination, dry_run) -> None:
     verb = "would retry" if dry_run else "retrying"
     click.echo(f"{verb} {outcome['matching'] if dry_run else outcome['retried']} of {outcome['matching']} "
                f"delivery(ies)")
+
+
+def _refuse_what_cannot_be_retried(runtime, delivery_id: int) -> None:
+    from crm_sync.schema import Delivery, DeliveryStatus
+
+    with runtime.sessions() as session:
+        delivery = session.get(Delivery, delivery_id)
+        if delivery is None:
+            raise click.ClickException(f"no delivery {delivery_id}")
+        if delivery.status not in DeliveryStatus.RETRIABLE:
+            raise click.ClickException(f"delivery {delivery_id} is {delivery.status}; only "
+                                       f"{' and '.join(DeliveryStatus.RETRIABLE)} deliveries can be retried")
 
 
 def _delivery_filter(status, destination):

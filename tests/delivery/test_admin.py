@@ -135,3 +135,37 @@ def test_the_cli_lists_shows_and_retries_dead_deliveries(cli_harness, hubspot_fa
     assert dry.stdout.strip() == "would retry 1 of 1 delivery(ies)"
     assert retried.stdout.strip() == "retrying 1 of 1 delivery(ies)"
     assert harness.delivery(dead).status == DeliveryStatus.SUCCEEDED
+
+
+def test_deliveries_are_paged_newest_first_with_next_before(harness, hubspot_fake, admin_headers):
+    dead, succeeded = with_dead_and_succeeded(harness, hubspot_fake)
+
+    first = harness.client.get("/api/deliveries?limit=1", headers=admin_headers).json
+    rest = harness.client.get(f"/api/deliveries?limit=1&before={first['next_before']}", headers=admin_headers).json
+
+    assert ([row["id"] for row in first["deliveries"]], first["next_before"]) == ([succeeded], succeeded)
+    assert ([row["id"] for row in rest["deliveries"]], rest["next_before"]) == ([dead], None)
+
+
+def test_the_cli_pages_deliveries_with_before(cli_harness, hubspot_fake, tmp_path):
+    write_config(tmp_path / "crm-ingest.toml", cli_harness.runtime.settings)
+    dead, succeeded = with_dead_and_succeeded(cli_harness, hubspot_fake)
+
+    first = cli(tmp_path, "deliveries", "list", "--limit", "1", "--json")
+    rest = cli(tmp_path, "deliveries", "list", "--limit", "1", "--json", "--before", str(succeeded))
+
+    assert [json.loads(line)["id"] for line in first.stdout.splitlines()] == [succeeded]
+    assert f"--before {succeeded}" in first.stderr
+    assert [json.loads(line)["id"] for line in rest.stdout.splitlines()] == [dead]
+
+
+@pytest.mark.parametrize("dry_run", [(), ("--dry-run",)])
+def test_the_cli_refuses_to_retry_a_delivery_that_is_not_failed_or_dead(cli_harness, hubspot_fake, tmp_path,
+                                                                         dry_run):
+    write_config(tmp_path / "crm-ingest.toml", cli_harness.runtime.settings)
+    _, succeeded = with_dead_and_succeeded(cli_harness, hubspot_fake)
+
+    result = cli(tmp_path, "deliveries", "retry", "--id", str(succeeded), *dry_run)
+
+    assert result.returncode == 1 and result.stdout == ""
+    assert f"delivery {succeeded} is succeeded; only failed and dead" in result.stderr

@@ -123,7 +123,8 @@ def test_a_bulk_replay_skips_purged_events_and_says_how_many(ops_client, ops_run
 
     outcome = replay_matching(ops_runtime, EventFilter(status="dead"), dry_run=False)
 
-    assert outcome == {"dry_run": False, "matching": 2, "purged": 1, "replayed": 1}
+    assert outcome == {"dry_run": False, "matching": 2, "purged": 1, "not_finished": 0, "replayable": 1,
+                       "replayed": 1}
     assert [event(ops_runtime, n).status for n in (1, 2)] == ["dead", "received"]
 
 
