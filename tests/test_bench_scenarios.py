@@ -10,7 +10,7 @@ from ingest.settings import load_settings
 
 def test_jivo_known_chats_after_the_warm_up_are_answered_with_the_visitors_card(database_url, tmp_path):
     scenario = SCENARIOS["jivo-known"]()
-    services = Services(database_url, "memory://", "test-bench:")
+    services = Services(database_url, "filesystem://", "test-bench:")  # the embedded broker: no server needed
     config = services.write_config(tmp_path / "crm-ingest.toml", tmp_path / "data", {SOURCE: scenario.source})
     runtime = Runtime(load_settings(config))
     client = create_app(runtime).test_client()
