@@ -1,16 +1,20 @@
 """HubSpot: contacts upserted by our own contact id, conversations as notes on the contact.
 
 Idempotency:
-- Contacts go through `batch/upsert` with `idProperty` = a unique custom contact property holding our contact id
-  (`contact_id_property`, created once by the HubSpot admin with "unique values" on). The upsert is a consistent,
-  idempotent write: a retry after a lost response, or search lag, cannot create a second contact, and a first attempt
+- Contacts are keyed by a unique custom contact property holding our contact id (`contact_id_property`, created once
+  by the HubSpot admin with "unique values" on). A batch first reads its records by that property (`batch/read`, a
+  consistent read, not search), then writes through `batch/upsert` by the same property only what each record leaves
+  empty (everything for a new record; nothing, and no call, when no record lacks anything): salespeople's values are
+  never overwritten. A retry after a lost response, or search lag, cannot create a second contact, and a first attempt
   pays for no search. When the person already exists in HubSpot under another record with the same email, HubSpot
-  answers 409 "Contact already exists. Existing ID: N": we adopt record N (write our id onto it) and use it.
+  answers 409 "Contact already exists. Existing ID: N": we adopt record N (read it, then write onto it our id and only
+  what it lacks) and use it.
 - Notes have no upsert. Each note's body ends with the marker `crm-ingest:<key>`; a retry (attempt > 1) lists the
   contact's notes through the associations API, which, unlike search, sees a note created a moment ago, and creates
   the note only if none carries the marker.
-Batching: `deliver_batch` writes up to `batch_size` contacts in one upsert and their notes in one batch create; when
-HubSpot refuses a batch as invalid, its items are written one by one, so that only the invalid one fails.
+Batching: `deliver_batch` reads up to `batch_size` contacts in one batch read, writes them in one upsert and their
+notes in one batch create; when HubSpot refuses a batch as invalid, its items are written one by one, so that only
+the invalid one fails.
 """
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """HubSpot: one contact per person (upsert by our id), one note per delivery, whatever fails in between."""
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import pytest
@@ -23,13 +24,13 @@ def test_a_new_person_becomes_one_contact_with_the_conversation_as_a_note(hubspo
     assert marker("k-1") in note["properties"]["hs_note_body"]
     assert result.contact_record_id == record["id"] and result.interaction_record_id == note["id"]
     assert result.record_url == f"https://app.hubspot.com/contacts/4242/record/0-1/{record['id']}"
-    assert result.api_calls == 2
+    assert result.api_calls == 3   # read by our id, upsert, note
 
 
 def test_a_first_attempt_pays_for_no_search(hubspot, hubspot_fake):
     hubspot.deliver(delivery())
 
-    assert hubspot_fake.count_calls("search|associations|batch/read") == 0
+    assert hubspot_fake.count_calls("search|associations|notes/batch/read") == 0
 
 
 @pytest.mark.parametrize("step", ["contacts/batch/upsert", "notes/batch/create"])
@@ -80,24 +81,155 @@ def test_an_email_that_moved_to_another_record_keeps_the_person_on_ours(hubspot,
     assert [r["id"] for r in hubspot_fake.records_with_email("ivan.new@example.com")] == [other]
 
 
-def test_a_burst_is_written_in_two_calls_for_the_whole_batch(hubspot, hubspot_fake):
+def sent(fake, pattern: str) -> list:
+    """The bodies of the requests whose "METHOD /path" matches `pattern`, in order."""
+    return [call.body for call in fake.calls if re.search(pattern, f"{call.method} {call.path}")]
+
+
+def rep_values(record: dict) -> dict:
+    return {name: record["properties"].get(name) for name in
+            ("email", "phone", "mobilephone", "firstname", "lastname", "company")}
+
+
+def test_a_reps_phone_name_and_company_are_kept_and_our_other_phone_lands_in_mobilephone(hubspot, hubspot_fake):
+    record = hubspot_fake.seed_contact(crm_ingest_contact_id="1", email="ivan@example.com", phone="+7 495 000-00-00",
+                                       firstname="Ivan (VIP)", lastname="Petrov-Sidorov", company="ACME")
+
+    result = hubspot.deliver(delivery(contact(phone="+79161234567", company="Blue Shop")))
+
+    assert result.contact_record_id == record
+    assert rep_values(hubspot_fake.contacts[record]) == {
+        "email": "ivan@example.com", "phone": "+7 495 000-00-00", "mobilephone": "+79161234567",
+        "firstname": "Ivan (VIP)", "lastname": "Petrov-Sidorov", "company": "ACME"}
+    (upsert,) = sent(hubspot_fake, "contacts/batch/upsert")
+    assert upsert["inputs"][0]["properties"] == {"mobilephone": "+79161234567"}
+
+
+def test_a_reps_email_on_an_existing_record_is_kept(hubspot, hubspot_fake):
+    record = hubspot_fake.seed_contact(crm_ingest_contact_id="1", email="ivan.petrov@corp.example",
+                                       phone="+79161234567", firstname="Ivan", lastname="Petrov")
+
+    hubspot.deliver(delivery(contact(email="ivan@example.com")))
+
+    assert hubspot_fake.contacts[record]["properties"]["email"] == "ivan.petrov@corp.example"
+    assert hubspot_fake.records_with_email("ivan@example.com") == []
+
+
+def test_an_empty_property_on_an_existing_record_is_filled(hubspot, hubspot_fake):
+    record = hubspot_fake.seed_contact(crm_ingest_contact_id="1", email="ivan@example.com", firstname="Ivan (VIP)")
+
+    hubspot.deliver(delivery(contact(company="Blue Shop")))
+
+    assert rep_values(hubspot_fake.contacts[record]) == {
+        "email": "ivan@example.com", "phone": "+79161234567", "mobilephone": None,
+        "firstname": "Ivan (VIP)", "lastname": "Petrov", "company": "Blue Shop"}
+    (upsert,) = sent(hubspot_fake, "contacts/batch/upsert")
+    assert upsert["inputs"][0]["properties"] == {"lastname": "Petrov", "phone": "+79161234567",
+                                                 "company": "Blue Shop"}
+
+
+def test_a_new_contact_is_created_with_everything(hubspot, hubspot_fake):
+    person = replace(contact(company="Blue Shop"), phones=("+79161234567", "+74950000000"))
+
+    hubspot.deliver(delivery(person))
+
+    (record,) = hubspot_fake.records_for(1)
+    assert rep_values(record) == {
+        "email": "ivan@example.com", "phone": "+79161234567", "mobilephone": "+74950000000",
+        "firstname": "Ivan", "lastname": "Petrov", "company": "Blue Shop"}
+    assert hubspot_fake.count_calls("contacts/batch/read") == 1
+    assert hubspot_fake.count_calls("contacts/batch/upsert") == 1
+
+
+def test_the_409_path_keeps_the_reps_values_and_fills_only_what_is_empty(hubspot, hubspot_fake):
+    record = hubspot_fake.seed_contact(email="ivan@example.com", phone="+7 495 000-00-00", firstname="Ivan (VIP)",
+                                       lastname="Petrov-Sidorov")
+
+    result = hubspot.deliver(delivery(contact(company="Blue Shop")))
+
+    assert result.contact_record_id == record
+    assert rep_values(hubspot_fake.contacts[record]) == {
+        "email": "ivan@example.com", "phone": "+7 495 000-00-00", "mobilephone": "+79161234567",
+        "firstname": "Ivan (VIP)", "lastname": "Petrov-Sidorov", "company": "Blue Shop"}
+    (patch,) = sent(hubspot_fake, f"PATCH .*/contacts/{record}")
+    assert patch["properties"] == {"mobilephone": "+79161234567", "company": "Blue Shop",
+                                   "crm_ingest_contact_id": "1"}
+    assert hubspot_fake.count_calls(f"GET .*/contacts/{record}") == 1
+
+
+def test_an_existing_record_with_nothing_to_fill_costs_no_write(hubspot, hubspot_fake):
+    record = hubspot_fake.seed_contact(crm_ingest_contact_id="1", email="ivan@example.com", phone="+74950000000",
+                                       mobilephone="+79161234567", firstname="Ivan", lastname="Petrov",
+                                       company="ACME")
+
+    result = hubspot.deliver(delivery())
+
+    assert result.contact_record_id == record and result.api_calls == 2   # read by our id, note
+    assert hubspot_fake.count_calls("contacts/batch/upsert|PATCH") == 0
+
+
+def test_a_batch_reads_its_contacts_in_one_call_and_writes_only_those_lacking_something(hubspot, hubspot_fake):
+    complete = hubspot_fake.seed_contact(crm_ingest_contact_id="2", email="p2@example.com", phone="+79160000002",
+                                         firstname="Ivan", lastname="Petrov")
+    lacking = hubspot_fake.seed_contact(crm_ingest_contact_id="3", email="p3@example.com", firstname="Ivan",
+                                        lastname="Petrov")
+    requests = [delivery(contact(n, email=f"p{n}@example.com", phone=f"+7916000000{n}"), key=f"k-{n}")
+                for n in (1, 2, 3)]
+
+    results = hubspot.deliver_batch(requests)
+
+    assert [r.contact_record_id for r in results[1:]] == [complete, lacking]
+    assert hubspot_fake.count_calls("") == 3   # one read, one upsert, one note batch
+    (upsert,) = sent(hubspot_fake, "contacts/batch/upsert")
+    assert {item["id"]: item["properties"] for item in upsert["inputs"]} == {
+        "1": {"email": "p1@example.com", "phone": "+79160000001", "firstname": "Ivan", "lastname": "Petrov"},
+        "3": {"phone": "+79160000003"}}
+
+
+def test_a_retry_after_a_lost_contact_write_reads_it_back_and_writes_nothing_more(hubspot, hubspot_fake):
+    hubspot_fake.faults.script(Fault.after_write(match="contacts/batch/upsert", then="drop"))
+
+    with pytest.raises(TransientError):
+        hubspot.deliver(delivery(key="k-1"))
+    result = hubspot.deliver(delivery(key="k-1", attempt=2))
+
+    (record,) = hubspot_fake.records_for(1)
+    assert result.contact_record_id == record["id"]
+    assert hubspot_fake.count_calls("contacts/batch/upsert") == 1
+
+
+def test_a_contact_read_that_misses_records_for_another_reason_than_absence_writes_nothing(hubspot, hubspot_fake):
+    record = hubspot_fake.seed_contact(crm_ingest_contact_id="1", email="ivan@example.com", firstname="Ivan (VIP)")
+    hubspot_fake.faults.script(Fault.respond(207, {"status": "COMPLETE", "results": [], "numErrors": 1, "errors": [
+        {"status": "error", "category": "INTERNAL_ERROR", "message": "Could not read some objects"}]},
+        match="contacts/batch/read"))
+
+    with pytest.raises(TransientError) as caught:
+        hubspot.deliver(delivery())
+
+    assert caught.value.reason == "crm_unavailable"
+    assert hubspot_fake.count_calls("contacts/batch/upsert|PATCH") == 0
+    assert hubspot_fake.contacts[record]["properties"]["firstname"] == "Ivan (VIP)"
+
+
+def test_a_burst_is_written_in_three_calls_for_the_whole_batch(hubspot, hubspot_fake):
     requests = [delivery(contact(n, email=f"p{n}@example.com", phone=None), key=f"k-{n}") for n in range(1, 21)]
 
     results = hubspot.deliver_batch(requests)
 
-    assert hubspot_fake.count_calls("") == 2
-    assert sum(r.api_calls for r in results) == 2
+    assert hubspot_fake.count_calls("") == 3   # one contact read, one contact upsert, one note batch
+    assert sum(r.api_calls for r in results) == 3
     for n, result in enumerate(results, start=1):
         (record,) = hubspot_fake.records_for(n)
         assert result.contact_record_id == record["id"]
         assert [note["id"] for note in hubspot_fake.notes_of(record["id"])] == [result.interaction_record_id]
 
 
-def test_one_by_one_the_same_burst_costs_two_calls_per_delivery(hubspot, hubspot_fake):
+def test_one_by_one_the_same_burst_costs_three_calls_per_delivery(hubspot, hubspot_fake):
     for n in range(1, 6):
         hubspot.deliver(delivery(contact(n, email=f"p{n}@example.com"), key=f"k-{n}"))
 
-    assert hubspot_fake.count_calls("") == 10
+    assert hubspot_fake.count_calls("") == 15
 
 
 def test_a_batch_with_a_person_known_by_email_delivers_everyone_once(hubspot, hubspot_fake):

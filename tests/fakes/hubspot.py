@@ -1,8 +1,14 @@
-"""Fake HubSpot CRM v3/v4: contacts (batch upsert, read by unique property, patch, search) and notes.
+"""Fake HubSpot CRM v3/v4: contacts (batch read and upsert, read by unique property, patch, search) and notes.
 
 Shapes follow developers.hubspot.com (batch/upsert results with `new`; 409 "Contact already exists. Existing ID: N"
 with category CONFLICT; 429 with `policyName`; errors `{status, message, correlationId, category}`). Search is the
 only eventually consistent read: it ignores records younger than `faults.search_lag_ms`, as HubSpot's index does.
+A batch read (by record id, or by `idProperty` = email or a unique property) answers 200 when it found every input and
+207 Multi-Status when it did not, with the found records in `results` and one OBJECT_NOT_FOUND error naming the
+missing ids (as HubSpot/hubspot-api-php#619 reports for a custom idProperty). A contact write is refused (400) when it
+sets a property the account does not have (PROPERTY_DOESNT_EXIST) or a read-only one such as `hs_additional_emails`
+(READ_ONLY_VALUE); the known writable ones are the standard `email`, `phone`, `mobilephone`, `firstname`, `lastname`,
+`company` and `custom_properties`.
 A batch with one input HubSpot refuses fails as a whole (400 VALIDATION_ERROR): notes whose body holds one of
 `rejected_note_texts` are refused so. While an account migrates between data-hosting locations every call is
 answered 477 Migration in Progress with a Retry-After: `migration_in_progress()`.
@@ -19,6 +25,8 @@ from tests.fakes.faults import Fault
 
 TOKEN = "hubspot-test-token-0123456789"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+STANDARD_CONTACT_PROPERTIES = frozenset({"email", "phone", "mobilephone", "firstname", "lastname", "company"})
+READ_ONLY_CONTACT_PROPERTIES = frozenset({"hs_object_id", "createdate", "lastmodifieddate", "hs_additional_emails"})
 
 
 def _iso() -> str:
@@ -40,12 +48,14 @@ class HubSpotFake(FakeCRM):
 
     def __init__(self) -> None:
         super().__init__()
-        self.unique_properties = {"crm_ingest_contact_id"}
+        self.custom_properties = {"crm_ingest_contact_id"}
+        self.unique_properties = {"crm_ingest_contact_id"}   # custom properties with "unique values" on
         self.rejected_note_texts: set[str] = set()
         self.contacts: dict[str, dict[str, Any]] = {}
         self.notes: dict[str, dict[str, Any]] = {}
         contacts, notes = "/crm/v3/objects/contacts", "/crm/v3/objects/notes"
         self.route("POST", f"{contacts}/batch/upsert", self._upsert)
+        self.route("POST", f"{contacts}/batch/read", self._read_contacts)
         self.route("POST", f"{contacts}/search", self._search)
         self.route("GET", f"{contacts}/(?P<id>[^/]+)", self._get_contact)
         self.route("PATCH", f"{contacts}/(?P<id>[^/]+)", self._patch_contact)
@@ -114,6 +124,12 @@ class HubSpotFake(FakeCRM):
 
     def _problem(self, properties: dict[str, str], record_id: str | None) -> FakeResponse | None:
         """Validation and uniqueness, checked before anything is written."""
+        for name in properties:
+            if name in READ_ONLY_CONTACT_PROPERTIES:
+                return _invalid_property(name, f'\\"{name}\\" is a read only property; its value cannot be set.',
+                                         "READ_ONLY_VALUE")
+            if name not in STANDARD_CONTACT_PROPERTIES | self.custom_properties:
+                return _invalid_property(name, f'Property \\"{name}\\" does not exist', "PROPERTY_DOESNT_EXIST")
         email = properties.get("email")
         if email is not None and not _EMAIL.match(email):
             return error(400, f'Property values were not valid: [{{"isValid":false,"message":"Email address {email} '
@@ -164,6 +180,17 @@ class HubSpotFake(FakeCRM):
         results.reverse()   # HubSpot does not promise input order; neither do we
         return FakeResponse(200, {"status": "COMPLETE", "results": results, "startedAt": _iso(),
                                   "completedAt": _iso()})
+
+    def _read_contacts(self, request: FakeRequest) -> FakeResponse:
+        body = request.json() or {}
+        id_property = body.get("idProperty")
+        if id_property and id_property not in self.unique_properties | {"email"}:
+            # Modelled on the upsert's documented refusal; the read's own wording was not found.
+            return error(400, f"Unable to perform read by non-unique 0-1 property {id_property}", "VALIDATION_ERROR")
+        ids = [str(item.get("id")) for item in body.get("inputs") or []]
+        records = {i: self._by_property(id_property, i) if id_property else self.contacts.get(i) for i in ids}
+        found = [self._object(record, body.get("properties")) for record in records.values() if record is not None]
+        return _batch_read_answer(found, [i for i, record in records.items() if record is None], "CONTACT")
 
     def _get_contact(self, request: FakeRequest) -> FakeResponse:
         id_property = request.arg("idProperty")
@@ -230,12 +257,7 @@ class HubSpotFake(FakeCRM):
         body = request.json() or {}
         ids = [item["id"] for item in body.get("inputs", [])]
         found = [self._object(self.notes[i], body.get("properties")) for i in ids if i in self.notes]
-        missing = [i for i in ids if i not in self.notes]
-        payload: dict[str, Any] = {"status": "COMPLETE", "results": found, "startedAt": _iso(), "completedAt": _iso()}
-        if missing:
-            payload.update(numErrors=1, errors=[{"status": "error", "category": "OBJECT_NOT_FOUND", "context": {
-                "ids": missing}, "message": "Could not get some NOTE objects, they may be deleted or not exist."}])
-        return FakeResponse(207 if missing else 200, payload)
+        return _batch_read_answer(found, [i for i in ids if i not in self.notes], "NOTE")
 
     def _note_associations(self, request: FakeRequest) -> FakeResponse:
         notes = [n for n in self.notes.values() if request.params["id"] in n["contacts"]]
@@ -246,3 +268,18 @@ class HubSpotFake(FakeCRM):
         if start + limit < len(notes):
             payload["paging"] = {"next": {"after": str(start + limit)}}
         return FakeResponse(200, payload)
+
+
+def _invalid_property(name: str, message: str, code: str) -> FakeResponse:
+    return error(400, f'Property values were not valid: [{{"isValid":false,"message":"{message}","error":"{code}",'
+                 f'"name":"{name}"}}]', "VALIDATION_ERROR")
+
+
+def _batch_read_answer(found: list[dict[str, Any]], missing: list[str], object_name: str) -> FakeResponse:
+    """200 with every record, or 207 with the records found and one error naming the ids that were not."""
+    payload: dict[str, Any] = {"status": "COMPLETE", "results": found, "startedAt": _iso(), "completedAt": _iso()}
+    if missing:
+        message = f"Could not get some {object_name} objects, they may be deleted or not exist."
+        payload.update(numErrors=1, errors=[{"status": "error", "category": "OBJECT_NOT_FOUND",
+                                             "context": {"ids": missing}, "message": message}])
+    return FakeResponse(207 if missing else 200, payload)
