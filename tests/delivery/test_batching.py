@@ -12,7 +12,7 @@ def burst(n: int):
             roistat_lead(f"B-{i}", name=f"Person {i}", phone=f"+791612306{i:02d}") for i in range(n)]
 
 
-def test_a_burst_reaches_hubspot_in_one_contact_upsert_and_one_note_batch(make_harness, hubspot_fake):
+def test_a_burst_reaches_hubspot_in_one_contact_read_one_upsert_and_one_note_batch(make_harness, hubspot_fake):
     harness = make_harness({"hubspot-main": hubspot_settings(hubspot_fake)})
     harness.receive(*burst(60))
 
@@ -20,8 +20,9 @@ def test_a_burst_reaches_hubspot_in_one_contact_upsert_and_one_note_batch(make_h
 
     assert (report.succeeded, report.batches) == (60, 1)
     assert len(hubspot_fake.contacts) == 60 and len(hubspot_fake.notes) == 60
-    assert [f"{call.method} {call.path}" for call in hubspot_fake.calls] == [   # two calls for sixty deliveries
-        "POST /crm/v3/objects/contacts/batch/upsert", "POST /crm/v3/objects/notes/batch/create"]
+    assert [f"{call.method} {call.path}" for call in hubspot_fake.calls] == [   # three calls for sixty deliveries
+        "POST /crm/v3/objects/contacts/batch/read", "POST /crm/v3/objects/contacts/batch/upsert",
+        "POST /crm/v3/objects/notes/batch/create"]
 
 
 def test_draining_sixty_deliveries_takes_as_many_statements_as_draining_two(make_harness, hubspot_fake):
@@ -80,7 +81,7 @@ def test_deliveries_planned_during_the_batch_window_go_out_in_the_drains_first_b
 
     assert clock.slept[0] == 0.2
     assert (report.succeeded, report.batches) == (7, 1)
-    assert len(hubspot_fake.calls) == 2   # one contact upsert and one note batch for all seven
+    assert len(hubspot_fake.calls) == 3   # one contact read, one contact upsert and one note batch for all seven
 
 
 def test_the_batch_window_is_fifty_milliseconds_unless_configured(make_harness, hubspot_fake):

@@ -20,6 +20,7 @@ from tests.support.waiting import wait_until
 
 NAME = "hubspot-main"
 UPSERT = "batch/upsert"
+CONTACT_READ = "contacts/batch/read"   # a delivery's first call
 
 
 @pytest.fixture
@@ -126,7 +127,7 @@ def test_a_delivery_throttled_more_often_than_max_attempts_still_succeeds(harnes
 
 def test_throttling_does_not_spare_a_delivery_its_real_failures(harness, hubspot_fake):
     harness.receive(jivo_chat(214, phone="+79161230114"))
-    hubspot_fake.faults.script(*[Fault.rate_limit(retry_after=30, match=UPSERT) for _ in range(3)])
+    hubspot_fake.faults.script(*[Fault.rate_limit(retry_after=30, match=CONTACT_READ) for _ in range(3)])
     hubspot_fake.faults.server_error_rate = 1.0   # after the refusals, every call fails
 
     harness.drain_until_settled()
