@@ -11,7 +11,7 @@ import hmac
 import json
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 from urllib.parse import parse_qsl
 
 from ingest.settings import SourceSettings
@@ -19,6 +19,9 @@ from ingest.settings import SourceSettings
 if TYPE_CHECKING:
     from crm_sync.model import CanonicalRecord
     from ingest.replies import ReplyContext
+
+
+T = TypeVar("T")
 
 
 class AuthenticationFailed(Exception):
@@ -117,6 +120,14 @@ class RawRequest:
 
     def body_sha256(self) -> str:
         return hashlib.sha256(self.body).hexdigest()
+
+    def derived(self, read: Callable[["RawRequest"], T]) -> T:
+        """What `read` (a module-level function) makes of this request, worked out once per request: a provider's
+        payload model, which its dedup key and its reply both need. Treat it as read-only; an error is not kept."""
+        cache = self.__dict__.setdefault("_derived", {})
+        if read not in cache:
+            cache[read] = read(self)
+        return cache[read]
 
 
 @dataclass(frozen=True)

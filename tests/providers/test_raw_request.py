@@ -34,3 +34,22 @@ def test_query_parameters_and_form_fields_are_parsed_once_however_often_they_are
                          body=b"name=Ivan&name=Boris", content_type="application/x-www-form-urlencoded")
     assert request.query() is request.query() and request.form() is request.form()
     assert request.query() == {"action": "lead", "phone": "+7916"} and request.form() == {"name": "Ivan"}
+
+
+def _counted_reading(request: RawRequest) -> dict:
+    _counted_reading.calls += 1
+    return {"body": request.json()}
+
+
+def test_what_a_provider_derives_from_a_request_is_worked_out_once():
+    _counted_reading.calls = 0
+    request = raw(b'{"chat_id": 1}')
+    assert request.derived(_counted_reading) is request.derived(_counted_reading)
+    assert _counted_reading.calls == 1
+
+
+def test_a_derivation_that_failed_is_tried_again_not_kept():
+    request = raw(b"not json")
+    for _ in range(2):
+        with pytest.raises(ParseError):
+            request.derived(_counted_reading)

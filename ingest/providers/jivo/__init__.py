@@ -17,7 +17,7 @@ from crm_sync.normalise import rules_from_settings
 from ingest.providers.base import AuthenticationFailed, ParseError, Provider, RawRequest, Reply, stable_hash
 from ingest.providers.jivo.card import OK, card_reply
 from ingest.providers.jivo.events import CARD_EVENTS, CHAT_EVENTS
-from ingest.providers.jivo.payload import JivoEvent, event_from_body, read_event
+from ingest.providers.jivo.payload import JivoEvent, read_event
 from ingest.providers.jivo.records import conversation_id, records_of, visitor_person
 from ingest.settings import SourceSettings
 
@@ -54,11 +54,10 @@ class JivoProvider(Provider):
 
     def dedup_key(self, request: RawRequest) -> str:
         try:
-            body = request.json_object()
-            event = event_from_body(body)
+            event = read_event(request)
         except ParseError:
             return super().dedup_key(request)
-        return _dedup_key(event, body)
+        return _dedup_key(event, request.json_object())
 
     def reply(self, context: "ReplyContext") -> Reply:
         """The contact card for chat_accepted/chat_updated, else (and on any failure) `{"result": "ok"}`."""

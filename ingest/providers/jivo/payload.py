@@ -237,7 +237,12 @@ class JivoEvent(CrmClient):
 
 
 def read_event(request: RawRequest) -> JivoEvent:
-    """The request body as a JivoEvent; ParseError (with the reason) for anything that is not one."""
+    """The request body as a JivoEvent, validated once per request; ParseError (with the reason) for anything that
+    is not one."""
+    return request.derived(_event_of)
+
+
+def _event_of(request: RawRequest) -> JivoEvent:
     return event_from_body(request.json_object())
 
 
