@@ -5,11 +5,17 @@ refills and takes at once (plain arithmetic on Unix seconds, so it is the same s
 and two takers can never spend the same token). The bucket holds a twentieth of the limit as a burst and refills the
 rest steadily, sized so that no window of the limit's duration — with a 5% margin for network jitter — ever carries
 more calls than the limit: the CRM never has a reason to answer 429.
+
+Some vendors also limit one family of endpoints on its own, whatever the plan (Pipedrive's Search API: 10 calls per
+2 s). A CRM module marks such a request with an `EndpointLimit` in the request's httpx extensions; the gate then also
+takes a token from that endpoint's bucket, kept and shared the same way in a state row of its own.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from sqlalchemy import case, select, update
@@ -53,6 +59,32 @@ class Bucket:
 EPSILON = 1e-6              # token arithmetic in floats: 0.9999999999 tokens is one token
 MIN_WAIT_SECONDS = 0.001
 
+ENDPOINT_LIMIT_EXTENSION = "crm_ingest.endpoint_limit"
+_STATE_NAME_LENGTH = 100    # DestinationState.destination
+
+
+@dataclass(frozen=True)
+class EndpointLimit:
+    """A vendor's limit on some of its endpoints, on top of the destination's `rate`, e.g. ("search", 10 per 2 s)."""
+
+    name: str
+    limit: RateLimit
+
+    @property
+    def extensions(self) -> dict[str, Any]:
+        """What a request passes as `extensions=` to be held by this limit too (httpx hands them to the transport;
+        the HTTP layer below ignores keys it does not know, so nothing of it goes over the wire)."""
+        return {ENDPOINT_LIMIT_EXTENSION: self}
+
+    def state_name(self, destination: str) -> str:
+        """The state row of this endpoint's bucket. Destination names cannot hold ':', so it never names a
+        destination; a name too long for the column keeps a digest of itself, so two long names never share one."""
+        name = f"{destination}:{self.name}"
+        if len(name) <= _STATE_NAME_LENGTH:
+            return name
+        digest = hashlib.sha256(destination.encode()).hexdigest()[:12]
+        return f"{destination[:_STATE_NAME_LENGTH - len(self.name) - 14]}~{digest}:{self.name}"
+
 
 def take(sessions: sessionmaker[Session], name: str, bucket: Bucket, now: float, count: float = 1.0
          ) -> float | None:
@@ -89,39 +121,57 @@ def _greatest(a, b):
 
 
 class CallGate:
-    """Counts the drain's calls to the CRM and, with a rate configured, holds each one until the bucket has a token."""
+    """Counts the drain's calls to the CRM and holds each one until its buckets have a token: the destination's (with
+    a rate configured) and, for a request marked with an `EndpointLimit`, that endpoint's (always: the vendor's limit
+    applies whatever `rate` says)."""
 
     def __init__(self, sessions: sessionmaker[Session], name: str, limit: RateLimit | None, clock: Clock):
         self.sessions, self.name, self.clock = sessions, name, clock
         self.limit = limit
         self.bucket = Bucket.for_limit(limit) if limit else None
         self.calls = 0
+        self._endpoint_buckets: dict[str, Bucket] = {}   # state row name → bucket, for rows this gate has ensured
         if self.bucket is not None:
             with transaction(sessions) as session:
                 ensure_state(session, name, clock.now())
 
-    def before_call(self) -> None:
+    def before_call(self, endpoint: EndpointLimit | None = None) -> None:
         self.calls += 1
-        if self.bucket is None:
-            return
-        while (wait := take(self.sessions, self.name, self.bucket, self.clock.epoch())) is not None:
+        # The endpoint's bucket first: it is the narrower one, whose wait is the long one, so the destination's token,
+        # taken last, is spent the moment the call goes out (the windows the buckets are sized for stay true).
+        if endpoint is not None:
+            self._wait_for_token(endpoint.state_name(self.name), self._endpoint_bucket(endpoint), endpoint.limit)
+        if self.bucket is not None:
+            self._wait_for_token(self.name, self.bucket, self.limit)
+
+    def _endpoint_bucket(self, endpoint: EndpointLimit) -> Bucket:
+        state_name = endpoint.state_name(self.name)
+        if state_name not in self._endpoint_buckets:
+            with transaction(self.sessions) as session:
+                ensure_state(session, state_name, self.clock.now())
+            self._endpoint_buckets[state_name] = Bucket.for_limit(endpoint.limit)
+        return self._endpoint_buckets[state_name]
+
+    def _wait_for_token(self, state_name: str, bucket: Bucket, limit: RateLimit) -> None:
+        while (wait := take(self.sessions, state_name, bucket, self.clock.epoch())) is not None:
             if wait > MAX_CALL_WAIT_SECONDS:
-                raise TransientError("rate_limit", f"{self.name}: the shared rate limit ({self.limit.count} per "
-                                     f"{self.limit.per_seconds:g}s) has no call left for {wait:.1f}s",
+                raise TransientError("rate_limit", f"{state_name}: the shared rate limit ({limit.count} per "
+                                     f"{limit.per_seconds:g}s) has no call left for {wait:.1f}s",
                                      retry_after=wait)
             rate_limit_waited(self.name, wait, "bucket")
             self.clock.sleep(wait)
 
 
 class RateLimitedTransport(httpx.BaseTransport):
-    """The drain's transport: every request passes the gate first, then goes out as usual."""
+    """The drain's transport: every request passes the gate first (with its endpoint's limit, if it names one), then
+    goes out as usual."""
 
     def __init__(self, gate: CallGate, inner: httpx.BaseTransport | None = None):
         self.gate = gate
         self.inner = inner or httpx.HTTPTransport()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        self.gate.before_call()
+        self.gate.before_call(request.extensions.get(ENDPOINT_LIMIT_EXTENSION))
         return self.inner.handle_request(request)
 
     def close(self) -> None:

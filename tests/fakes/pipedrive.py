@@ -1,12 +1,17 @@
-"""Fake Pipedrive: persons (API v2: search, list, get, create, patch), leads and notes (API v1).
+"""Fake Pipedrive: persons (API v2: search, list, get, create, patch), person fields, leads and notes (API v1).
 
 Shapes follow developers.pipedrive.com and the official clients: `{"success": true, "data": …, "additional_data": …}`;
 errors `{"success": false, "error": "…", "error_info": "…"}`; search hits `{"result_score", "item": {…, "emails":
-["…"], "phones": ["…"]}}`; persons `emails`/`phones` as `{value, primary, label}`; 429 with `x-ratelimit-*` headers.
-Search is the eventually consistent read (records younger than the search lag are not found); listings are not.
+["…"], "phones": ["…"]}}`; persons `emails`/`phones` as `{value, primary, label}`, custom fields (v2) as
+`custom_fields: {<40-character key>: value}`; person fields (v1) as `{id, key, name, field_type, …}`; 429 with
+`x-ratelimit-*` headers. Search is the eventually consistent read (records younger than the search lag are not
+found); listings are not. `search_limit = SEARCH_LIMIT` answers a search beyond the Search API's own limit with 429,
+as Pipedrive does (off by default: tests that call the module directly have no rate gate in front of it).
 """
 from __future__ import annotations
 
+import hashlib
+import math
 import re
 import time
 import uuid
@@ -17,6 +22,12 @@ from tests.fakes.base import FakeCRM, FakeRequest, FakeResponse
 
 TOKEN = "pipedrive-test-token-0123456789abcdef"
 _INFO = "Please check developers.pipedrive.com for more information about Pipedrive API."
+SEARCH_LIMIT = (10, 2.0)   # Pipedrive's Search API: 10 requests per 2 s, on every plan
+# Only these custom field types are searchable (developers.pipedrive.com, "Search persons": `fields`).
+_SEARCHABLE_TYPES = {"address", "varchar", "text", "varchar_auto", "double", "monetary", "phone"}
+_STANDARD_FIELDS = [("name", "Name", "varchar"), ("email", "Email", "varchar"), ("phone", "Phone", "phone"),
+                    ("owner_id", "Owner", "user"), ("org_id", "Organization", "org")]
+_STANDARD_KEYS = {key for key, _, _ in _STANDARD_FIELDS}
 
 
 def _now_text() -> str:
@@ -41,11 +52,18 @@ class PipedriveFake(FakeCRM):
         self.persons: dict[int, dict[str, Any]] = {}
         self.leads: dict[str, dict[str, Any]] = {}
         self.notes: dict[int, dict[str, Any]] = {}
+        self.person_fields: dict[int, dict[str, Any]] = {}
+        for key, name, field_type in _STANDARD_FIELDS:
+            self._store_field({"name": name, "field_type": field_type}, key=key)
+        self.search_limit: tuple[int, float] | None = None   # e.g. SEARCH_LIMIT
+        self._searches_served: list[float] = []               # monotonic moments, for the search limit
         self.route("GET", "/api/v2/persons/search", self._search)
         self.route("GET", "/api/v2/persons", self._list_persons)
         self.route("GET", r"/api/v2/persons/(?P<id>\d+)", self._get_person)
         self.route("POST", "/api/v2/persons", self._create_person)
         self.route("PATCH", r"/api/v2/persons/(?P<id>\d+)", self._patch_person)
+        self.route("GET", "/api/v1/personFields", self._list_fields)
+        self.route("POST", "/api/v1/personFields", self._create_field)
         self.route("POST", "/api/v1/leads", self._create_lead)
         self.route("GET", "/api/v1/leads", lambda r: self._page(r, self.leads.values(), oldest_first=True,
                                                                  nested_pagination=False))
@@ -73,11 +91,22 @@ class PipedriveFake(FakeCRM):
             for n in range(count):
                 self._store_lead({"title": f"Lead {n}", "person_id": person_id})
 
-    def seed_person(self, name: str, emails: list[str] = (), phones: list[str] = ()) -> int:
+    def custom_value(self, person_id: int | str, field_name: str) -> Any:
+        (key,) = [f["key"] for f in self.person_fields.values() if f["name"] == field_name]
+        return self.persons[int(person_id)]["custom_fields"].get(key)
+
+    def seed_field(self, name: str, field_type: str = "varchar") -> str:
+        """A person field an admin added; its key."""
+        with self.lock:
+            return self._store_field({"name": name, "field_type": field_type})["key"]
+
+    def seed_person(self, name: str, emails: list[str] = (), phones: list[str] = (),
+                    custom_fields: dict[str, Any] | None = None) -> int:
         """A person a salesperson created long ago (searchable, outside any recent window)."""
         with self.lock:
             person_id = self._store_person({"name": name, "emails": [{"value": e} for e in emails],
-                                            "phones": [{"value": p} for p in phones]})
+                                            "phones": [{"value": p} for p in phones],
+                                            "custom_fields": custom_fields or {}})
             self.persons[person_id].update(created=float("-inf"), updated_epoch=0.0)
             return person_id
 
@@ -88,9 +117,9 @@ class PipedriveFake(FakeCRM):
             return None
         return error(401, "unauthorized access", errorCode=401)
 
-    def rate_limited(self, retry_after: float | None) -> FakeResponse:
+    def rate_limited(self, retry_after: float | None, limit: int = 80) -> FakeResponse:
         response = error(429, "Request over limit", errorCode=429)
-        response.headers.update({"x-ratelimit-limit": "80", "x-ratelimit-remaining": "0",
+        response.headers.update({"x-ratelimit-limit": str(limit), "x-ratelimit-remaining": "0",
                                  "x-ratelimit-reset": str(int(retry_after or 2))})
         return response
 
@@ -104,15 +133,34 @@ class PipedriveFake(FakeCRM):
         self.persons[person_id] = {"id": person_id, "created": self.now(), "updated_epoch": time.time(),
                                    "add_time": _now_text(), "update_time": _now_text(), "is_deleted": False,
                                    "name": body["name"], "owner_id": body.get("owner_id", 1),
-                                   "emails": _entries(body.get("emails")), "phones": _entries(body.get("phones"))}
+                                   "emails": _entries(body.get("emails")), "phones": _entries(body.get("phones")),
+                                   "custom_fields": dict(body.get("custom_fields") or {})}
         return person_id
 
-    @staticmethod
-    def _shown(person: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in person.items() if k not in ("created", "updated_epoch")}
+    def _shown(self, person: dict[str, Any], request: FakeRequest | None = None) -> dict[str, Any]:
+        """A person as v2 answers: every custom field under `custom_fields` (null where empty), or only the keys the
+        request names in `custom_fields=`."""
+        shown = {k: v for k, v in person.items() if k not in ("created", "updated_epoch")}
+        wanted = (request.arg("custom_fields") or "").split(",") if request and request.arg("custom_fields") else None
+        shown["custom_fields"] = {key: person["custom_fields"].get(key) for key in self._custom_keys()
+                                  if wanted is None or key in wanted}
+        return shown
+
+    def _custom_keys(self, types: set[str] | None = None) -> list[str]:
+        return [f["key"] for f in self.person_fields.values()
+                if f["key"] not in _STANDARD_KEYS and (types is None or f["field_type"] in types)]
+
+    def _unknown_custom_fields(self, body: dict[str, Any]) -> FakeResponse | None:
+        unknown = sorted(set(body.get("custom_fields") or {}) - set(self._custom_keys()))
+        return error(400, f"Validation failed: custom_fields: unknown field key(s) {', '.join(unknown)}") \
+            if unknown else None
 
     def _search(self, request: FakeRequest) -> FakeResponse:
-        term, field = request.arg("term") or "", request.arg("fields") or "email"
+        refused = self._over_search_limit()
+        if refused is not None:
+            return refused
+        term = request.arg("term") or ""
+        fields = (request.arg("fields") or "custom_fields,email,name,notes,phone").split(",")
         exact = request.arg("exact_match") == "true"
         if len(term) < (1 if exact else 2):
             return error(400, "Validation failed: term: Must be at least 2 characters long")
@@ -120,46 +168,93 @@ class PipedriveFake(FakeCRM):
         for person in self.persons.values():
             if not self.searchable(person["created"]):
                 continue
-            values = [e["value"] for e in person["emails" if field == "email" else "phones"]]
-            if any(_hit(term, value, exact, field) for value in values):
+            custom = self._searchable_custom_values(person)
+            searched = [(field, value) for field in fields for value in _searched_values(person, field, custom)]
+            if any(_hit(term, value, exact, field) for field, value in searched):
                 items.append({"result_score": 1.0, "item": {
                     "id": person["id"], "type": "person", "name": person["name"],
                     "phones": [p["value"] for p in person["phones"]], "emails": [e["value"] for e in person["emails"]],
                     "visible_to": 3, "owner": {"id": person["owner_id"]}, "organization": None,
-                    "custom_fields": [], "notes": []}})
+                    "custom_fields": custom, "notes": []}})
         limit = int(request.arg("limit", "100"))
         return ok({"items": items[:limit]}, next_cursor=None)
+
+    def _over_search_limit(self) -> FakeResponse | None:
+        """Pipedrive's 429 for a search beyond the Search API limit (a refused search uses up nothing)."""
+        if self.search_limit is None:
+            return None
+        count, per = self.search_limit
+        now = time.monotonic()
+        self._searches_served = [moment for moment in self._searches_served if now - moment < per]
+        if len(self._searches_served) < count:
+            self._searches_served.append(now)
+            return None
+        return self.rate_limited(max(1, math.ceil(per - (now - self._searches_served[0]))), limit=count)
+
+    def _searchable_custom_values(self, person: dict[str, Any]) -> list[str]:
+        return [str(person["custom_fields"][key]) for key in self._custom_keys(_SEARCHABLE_TYPES)
+                if person["custom_fields"].get(key) not in (None, "")]
 
     def _list_persons(self, request: FakeRequest) -> FakeResponse:
         since = request.arg("updated_since")
         floor = datetime.strptime(since, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp() if since \
             else 0.0
-        rows = sorted((p for p in self.persons.values() if p["updated_epoch"] >= floor),
+        ids = {int(i) for i in (request.arg("ids") or "").split(",") if i}
+        rows = sorted((p for p in self.persons.values() if p["updated_epoch"] >= floor and (not ids or p["id"] in ids)),
                       key=lambda p: (p["updated_epoch"], p["id"]), reverse=request.arg("sort_direction") == "desc")
         start, limit = int(request.arg("cursor") or 0), int(request.arg("limit", "100"))
-        page = [self._shown(p) for p in rows[start:start + limit]]
+        page = [self._shown(p, request) for p in rows[start:start + limit]]
         return ok(page, next_cursor=str(start + limit) if start + limit < len(rows) else None)
 
     def _get_person(self, request: FakeRequest) -> FakeResponse:
         person = self.persons.get(int(request.params["id"]))
-        return ok(self._shown(person)) if person else error(404, "Person not found")
+        return ok(self._shown(person, request)) if person else error(404, "Person not found")
 
     def _create_person(self, request: FakeRequest) -> FakeResponse:
         body = request.json() or {}
         if not body.get("name"):
             return error(400, "Validation failed: name: Parameter is required")
-        return ok(self._shown(self.persons[self._store_person(body)]))
+        return self._unknown_custom_fields(body) or ok(self._shown(self.persons[self._store_person(body)]))
 
     def _patch_person(self, request: FakeRequest) -> FakeResponse:
         person = self.persons.get(int(request.params["id"]))
         if person is None:
             return error(404, "Person not found")
         body = request.json() or {}
+        refused = self._unknown_custom_fields(body)
+        if refused is not None:
+            return refused
         for name in ("emails", "phones"):
             if name in body:
                 person[name] = _entries(body[name])
+        person["custom_fields"].update(body.get("custom_fields") or {})   # only the keys sent change
         person.update(update_time=_now_text(), updated_epoch=time.time())
         return ok(self._shown(person))
+
+    # --- person fields (v1) ----------------------------------------------------------------------------------------
+
+    def _store_field(self, body: dict[str, Any], key: str | None = None) -> dict[str, Any]:
+        field_id = 9000 + len(self.person_fields) + 1
+        # A custom field's key is a random 40-character hash; standard fields are keyed by their own names.
+        field_key = key or hashlib.sha1(f"{field_id}:{uuid.uuid4()}".encode()).hexdigest()
+        self.person_fields[field_id] = {
+            "id": field_id, "key": field_key, "name": body["name"], "field_type": body["field_type"],
+            "order_nr": len(self.person_fields), "add_time": _now_text(), "update_time": _now_text(),
+            "active_flag": True, "edit_flag": key is None, "add_visible_flag": body.get("add_visible_flag", True),
+            "searchable_flag": body["field_type"] in _SEARCHABLE_TYPES, "mandatory_flag": False, "options": None}
+        return self.person_fields[field_id]
+
+    def _list_fields(self, request: FakeRequest) -> FakeResponse:
+        rows = list(self.person_fields.values())
+        start, limit = int(request.arg("start", "0")), min(int(request.arg("limit", "100")), 500)
+        return ok(rows[start:start + limit], start=start, limit=limit,
+                  more_items_in_collection=start + limit < len(rows))
+
+    def _create_field(self, request: FakeRequest) -> FakeResponse:
+        body = request.json() or {}
+        if not body.get("name") or not body.get("field_type"):
+            return error(400, "Validation failed: name and field_type are required")
+        return ok(self._store_field(body))
 
     # --- leads and notes ------------------------------------------------------------------------------------------
 
@@ -215,8 +310,16 @@ def _entries(items: Any) -> list[dict[str, Any]]:
     return entries
 
 
+def _searched_values(person: dict[str, Any], field: str, custom: list[str]) -> list[str]:
+    if field in ("email", "phone"):
+        return [entry["value"] for entry in person[f"{field}s"]]
+    if field == "name":
+        return [person["name"]]
+    return custom if field == "custom_fields" else []
+
+
 def _hit(term: str, value: str, exact: bool, field: str) -> bool:
-    if field == "email":
+    if field != "phone":
         return value.lower() == term.lower() if exact else term.lower() in value.lower()
     digits, wanted = re.sub(r"\D", "", value), re.sub(r"\D", "", term)
     return bool(wanted) and (digits == wanted if exact else wanted in digits)
