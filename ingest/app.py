@@ -60,7 +60,9 @@ def _readiness(runtime: Runtime) -> dict[str, str | None]:
         checks["database"] = f"unreachable ({type(exc).__name__})"
     try:
         with runtime.celery.connection_for_write() as connection:
-            connection.ensure_connection(max_retries=1, timeout=runtime.settings.publish_timeout_seconds)
+            # A second attempt at once, not after kombu's default two-second sleep: a probe must answer quickly.
+            connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0,
+                                         timeout=runtime.settings.publish_timeout_seconds)
         checks["broker"] = None
     except Exception as exc:
         checks["broker"] = f"unreachable ({type(exc).__name__})"

@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 
 from crm_sync.destinations.base import DestinationSettings
 
@@ -73,7 +73,8 @@ class Settings(BaseModel):
 
     database_url: str = "sqlite:///var/crm-ingest.db"
     broker_url: str = EMBEDDED_BROKER_URL
-    # Prefix for every broker key (Redis), so several deployments or test runs can share one Redis server.
+    # Prefix for every broker key (Redis), so several deployments or test runs can share one Redis server. RabbitMQ
+    # keeps deployments apart by virtual host instead (see _prefix_only_on_redis).
     broker_key_prefix: str = ""
     admin_token: SecretStr | None = None
     data_dir: Path = Path("var")
@@ -115,10 +116,19 @@ class Settings(BaseModel):
     @field_validator("broker_url")
     @classmethod
     def _broker_we_can_use(cls, value: str) -> str:
-        scheme = value.partition("://")[0].partition("+")[0].lower() if "://" in value else ""
+        scheme = _scheme(value)
         if scheme not in SUPPORTED_BROKERS:
             raise ValueError(f"broker_url must start with one of {', '.join(s + '://' for s in SUPPORTED_BROKERS)}"
                              f" (got {scheme + '://' if scheme else 'no scheme'})")
+        return value
+
+    @field_validator("broker_key_prefix")
+    @classmethod
+    def _prefix_only_on_redis(cls, value: str, info: ValidationInfo) -> str:
+        """Refused rather than ignored: two deployments on one vhost would process each other's event ids."""
+        if value and _scheme(info.data.get("broker_url", "")) in AMQP_BROKERS:
+            raise ValueError("broker_key_prefix applies to Redis only: on RabbitMQ give each deployment a virtual "
+                             "host of its own (amqp://user:pass@host:5672/<vhost>) and leave the prefix empty")
         return value
 
     @field_validator("default_phone_region")
@@ -142,7 +152,12 @@ class Settings(BaseModel):
 # The brokers the deployment guide covers: Redis, RabbitMQ (AMQP) and kombu's file-system transport (the embedded
 # default).
 SUPPORTED_BROKERS = ("redis", "rediss", "amqp", "amqps", "pyamqp", "filesystem")
+AMQP_BROKERS = ("amqp", "amqps", "pyamqp")
 SUPPORTED_DATABASES = ("sqlite", "postgresql")
+
+
+def _scheme(url: str) -> str:
+    return url.partition("://")[0].partition("+")[0].lower() if "://" in url else ""
 
 
 def database_url_problem(url: str) -> str | None:

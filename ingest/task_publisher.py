@@ -8,6 +8,14 @@ persistent to the `ingest` queue, declared as Celery declares it, with Celery's 
 drops the rest. Without the task-sent event
 Flower lists a task once a worker receives it; messages still waiting are the queue's depth (Flower's Broker page,
 `crm_ingest_queue_depth`).
+
+On RabbitMQ the connection runs in publisher-confirm mode and each publish waits, at most publish_timeout_seconds,
+for the broker's acknowledgement: an AMQP publish otherwise returns once the bytes are in the socket, so a message the
+broker refuses (a queue limit, a memory or disk alarm blocking publishers, a connection gone half-open) would count as
+enqueued and wait for the relay's stale pass. One round trip per message, and a message carries up to 100 events.
+Every read and write on that connection is bounded by the same timeout (nothing on it waits for anything else), and
+a connection that failed is dropped without the closing handshake: a broker that stopped answering would otherwise
+hold the publishing thread forever.
 """
 from __future__ import annotations
 
@@ -57,7 +65,7 @@ class TaskPublisher:
             for args in arguments:
                 self._send(producer, args)
         except Exception:
-            self._close()
+            self._drop()
             raise
 
     def close(self) -> None:
@@ -76,13 +84,24 @@ class TaskPublisher:
                                          properties=message.properties, retry_policy=None)
         producer.publish(message.body, exchange="", routing_key=self.queue_name, serializer="json",
                          delivery_mode=PERSISTENT, declare=declare, headers=message.headers, retry=False,
-                         **message.properties)
+                         timeout=self._timeout, **message.properties)
         signals.after_task_publish.send(sender=self.task_name, body=message.body, exchange="",
                                         routing_key=self.queue_name)
 
+    @property
+    def _timeout(self) -> float:
+        return self.celery.conf.broker_connection_timeout  # publish_timeout_seconds
+
     def _open(self) -> Producer:
-        self._connection = self.celery.connection_for_write()
-        self._connection.connect()  # one attempt: a dead broker costs one connect timeout, then the relay takes over
+        connection = self.celery.connection_for_write()
+        if connection.transport.driver_type == "amqp":  # py-amqp's options: confirms, and socket timeouts
+            connection = connection.clone(transport_options={
+                **connection.transport_options, "confirm_publish": True, "read_timeout": self._timeout,
+                "write_timeout": self._timeout})
+        self._connection = connection
+        # One attempt: a dead broker costs one connect timeout, then the relay takes over (kombu's connect() would
+        # try again after sleeping two seconds).
+        self._connection.ensure_connection(max_retries=0)
         self._producer = Producer(self._connection.default_channel, auto_declare=False)
         self._opened_by = os.getpid()
         return self._producer
@@ -93,4 +112,13 @@ class TaskPublisher:
             try:
                 connection.close()
             except Exception:  # closing a connection that already broke
+                pass
+
+    def _drop(self) -> None:
+        """Let go of a connection that failed, without telling the broker (which may not be listening)."""
+        connection, self._connection, self._producer = self._connection, None, None
+        if connection is not None:
+            try:
+                connection.collect()
+            except Exception:
                 pass

@@ -1,18 +1,24 @@
-"""Fixtures for the real services: PostgreSQL, Redis, the embedded default, and a running Celery worker.
+"""Fixtures for the real services: PostgreSQL, Redis, RabbitMQ, the embedded default, and a running Celery worker.
 
 Tests that need a server run against it for real. Outside CI a missing server skips those tests; under CI=true it
-fails them, because a green run that tested nothing would hide a broken machine.
+fails them, because a green run that tested nothing would hide a broken machine. Tests are marked with the broker
+servers they use (`redis`, `rabbitmq`), so `-m "not rabbitmq"` leaves out what a machine cannot run.
 """
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
+from urllib.parse import urlsplit
 
 import pytest
 from flask.testing import FlaskClient
+from kombu import Connection
 from sqlalchemy import create_engine, text
 
 from ingest.app import create_app
@@ -22,6 +28,10 @@ from ingest.settings import Settings, settings_from_dict
 
 PG_SERVER_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# The server, without a virtual host: each test process adds one of its own (rabbitmq_vhost_url).
+RABBITMQ_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672")
+# The same kind of broker where nothing listens, for a broker that is down.
+DEAD_BROKER_URLS = {"redis": "redis://127.0.0.1:1/0", "rabbitmq": "amqp://guest:guest@127.0.0.1:1//"}
 IN_CI = os.environ.get("CI", "").lower() == "true"
 PAYLOADS = Path(__file__).parent / "payloads"
 RUN_ID = uuid.uuid4().hex[:10]
@@ -39,14 +49,28 @@ def pytest_xdist_auto_num_workers(config) -> int:
     return max(1, min(os.cpu_count() or 1, MAX_TEST_PROCESSES))
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects by marker
+def pytest_collection_modifyitems(items) -> None:
+    """Mark each test with the broker servers it uses, also per parameter of `broker_server`."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        parameters = getattr(getattr(item, "callspec", None), "params", {})
+        for server in ("redis", "rabbitmq"):
+            if f"{server}_broker_url" in fixtures or parameters.get("broker_server") == server:
+                item.add_marker(server)
+
+
 def require_service(name: str, host: str, port: int) -> None:
     try:
         socket.create_connection((host, port), timeout=2).close()
     except OSError as exc:
-        message = f"{name} is not reachable at {host}:{port} ({exc})"
-        if IN_CI:
-            pytest.fail(f"{message}; under CI=true this is a failure, not a skip", pytrace=False)
-        pytest.skip(message)
+        missing_service(f"{name} is not reachable at {host}:{port} ({exc})")
+
+
+def missing_service(message: str) -> None:
+    if IN_CI:
+        pytest.fail(f"{message}; under CI=true this is a failure, not a skip", pytrace=False)
+    pytest.skip(message)
 
 
 def payload(relative: str) -> bytes:
@@ -101,8 +125,68 @@ def _database_url(request, kind: str, tmp_path: Path) -> str:
 
 @pytest.fixture
 def redis_broker_url() -> str:
+    """Redis, shared: each test's keys live under its own `broker_key_prefix` (make_settings)."""
     require_service("Redis", "127.0.0.1", 6379)
     return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_vhost_url() -> Iterator[str]:
+    """A RabbitMQ virtual host of this test process's own, deleted with everything in it when the session ends.
+
+    RabbitMQ keeps deployments apart by vhost (it has no key prefix), so parallel test processes and repeated runs
+    never see each other's queues. rabbitmqctl takes about a second per call: one vhost per session, not per test."""
+    server = urlsplit(RABBITMQ_URL)
+    require_service("RabbitMQ", server.hostname, server.port or 5672)
+    if shutil.which("rabbitmqctl") is None:
+        missing_service("rabbitmqctl is not installed: each test process creates a RabbitMQ vhost of its own")
+    vhost = f"crm-ingest-test-{RUN_ID}"
+    rabbitmqctl("add_vhost", vhost)
+    try:
+        rabbitmqctl("set_permissions", "-p", vhost, server.username or "guest", ".*", ".*", ".*")
+        yield f"{RABBITMQ_URL}/{vhost}"
+    finally:
+        rabbitmqctl("delete_vhost", vhost)
+
+
+def rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
+
+
+def vhost_of(broker_url: str) -> str:
+    return urlsplit(broker_url).path[1:]
+
+
+def close_rabbitmq_connections(broker_url: str) -> None:
+    """RabbitMQ closes every connection to this URL's vhost, as a broker restart would, while the machine's server
+    keeps running for every other test process."""
+    rabbitmqctl("close_all_connections", "--vhost", vhost_of(broker_url), "closed by a test, as in a broker restart")
+
+
+@pytest.fixture
+def rabbitmq_broker_url(rabbitmq_vhost_url) -> str:
+    """The session's vhost with our queues deleted, so that each test starts with nothing waiting."""
+    from crm_sync.delivery.wake import DELIVER_QUEUE
+    from ingest.outbox import INGEST_QUEUE, MAINTENANCE_QUEUE
+
+    with Connection(rabbitmq_vhost_url, connect_timeout=5) as connection:
+        for queue in (INGEST_QUEUE, DELIVER_QUEUE, MAINTENANCE_QUEUE):
+            connection.default_channel.queue_delete(queue)
+    return rabbitmq_vhost_url
+
+
+@dataclass(frozen=True)
+class BrokerServer:
+    kind: str       # "redis" or "rabbitmq"
+    url: str
+    dead_url: str   # the same kind of broker at a port where nothing listens
+
+
+@pytest.fixture(params=["redis", "rabbitmq"])
+def broker_server(request) -> BrokerServer:
+    """Each test using it runs twice: on Redis and on RabbitMQ."""
+    return BrokerServer(request.param, request.getfixturevalue(f"{request.param}_broker_url"),
+                        DEAD_BROKER_URLS[request.param])
 
 
 # --- settings, runtime, app ---------------------------------------------------------------------------------------
@@ -112,10 +196,11 @@ def make_settings(tmp_path) -> Callable[..., Settings]:
     """Settings for a test: test sources, the admin token, the test's own data dir; override anything."""
 
     def build(database_url: str, broker_url: str = "filesystem://", sources: dict | None = None, **extra) -> Settings:
+        on_redis = broker_url.startswith(("redis://", "rediss://"))  # RabbitMQ tests get a vhost instead
         raw = {
             "database_url": database_url,
             "broker_url": broker_url,
-            "broker_key_prefix": f"test-{RUN_ID}-{uuid.uuid4().hex[:6]}:",
+            "broker_key_prefix": f"test-{RUN_ID}-{uuid.uuid4().hex[:6]}:" if on_redis else "",
             "data_dir": str(tmp_path / "var"),
             "admin_token": ADMIN_TOKEN,
             "sources": {**BASE_SOURCES, **(sources or {})},
@@ -148,6 +233,15 @@ def sqlite_runtime(tmp_path, make_settings) -> Iterator[Runtime]:
 def production_runtime(postgres_schema_url, redis_broker_url, make_settings) -> Iterator[Runtime]:
     truncate_postgres(postgres_schema_url)
     rt = Runtime(make_settings(postgres_schema_url, redis_broker_url))
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def server_runtime(postgres_schema_url, broker_server, make_settings) -> Iterator[Runtime]:
+    """PostgreSQL and a broker server: each test using it runs on Redis and on RabbitMQ."""
+    truncate_postgres(postgres_schema_url)
+    rt = Runtime(make_settings(postgres_schema_url, broker_server.url))
     yield rt
     rt.close()
 

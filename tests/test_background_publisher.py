@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from ingest.events import EventRef
 from ingest.outbox import EVENTS_PER_MESSAGE
 from ingest.runtime import Runtime
 from ingest.schema import Event
-from tests.conftest import GENERIC_TOKEN, make_client, truncate_postgres
+from tests.conftest import DEAD_BROKER_URLS, GENERIC_TOKEN, make_client, truncate_postgres
 from tests.support.queues import waiting_messages
 from tests.support.waiting import wait_until
 from tests.support.workers import running_worker
 
 HEADERS = {"Authorization": f"Bearer {GENERIC_TOKEN}", "Content-Type": "application/json"}
-DEAD_BROKER = "redis://127.0.0.1:1/0"
 
 
 def statuses(runtime) -> list[str]:
@@ -54,7 +55,18 @@ def test_stopping_the_background_publisher_publishes_what_is_still_queued(runtim
     assert queued_event_ids(runtime) == list(range(1, 21))
 
 
-def test_a_batch_goes_out_in_messages_of_at_most_events_per_message_ids(runtime):
+@pytest.fixture(params=["embedded", pytest.param("redis", marks=pytest.mark.redis),
+                        pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)])
+def any_broker_runtime(request, tmp_path, make_settings):
+    """On each broker we run on (SQLite: publishing never touches the database)."""
+    url = "filesystem://" if request.param == "embedded" else request.getfixturevalue(f"{request.param}_broker_url")
+    runtime = Runtime(make_settings(f"sqlite:///{tmp_path}/crm-ingest.db", url))
+    yield runtime
+    runtime.close()
+
+
+def test_a_batch_goes_out_in_messages_of_at_most_events_per_message_ids(any_broker_runtime):
+    runtime = any_broker_runtime
     events = [EventRef(event_id, "generic-main") for event_id in range(1, 2 * EVENTS_PER_MESSAGE + 51)]
     assert runtime.outbox.publish(events)
     messages = queued_messages(runtime)  # the embedded broker does not keep their order
@@ -69,9 +81,11 @@ def test_after_a_stop_the_ingress_publishes_by_itself_again(runtime):
     assert queued_event_ids(runtime) == [1], "published before the request ended, with no thread to hand it to"
 
 
-def test_a_broker_failure_in_the_background_leaves_the_events_for_the_relay(postgres_schema_url, make_settings):
+@pytest.mark.parametrize("dead_broker", DEAD_BROKER_URLS.values(), ids=DEAD_BROKER_URLS.keys())
+def test_a_broker_failure_in_the_background_leaves_the_events_for_the_relay(postgres_schema_url, make_settings,
+                                                                           dead_broker):
     truncate_postgres(postgres_schema_url)
-    down = Runtime(make_settings(postgres_schema_url, DEAD_BROKER))
+    down = Runtime(make_settings(postgres_schema_url, dead_broker))
     down.outbox.start_background_publisher()
     post_events(down, 3)
 

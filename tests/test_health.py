@@ -1,10 +1,11 @@
 """/healthz answers without I/O; /readyz checks the database and the broker and names what fails."""
 from __future__ import annotations
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ingest.runtime import Runtime
-from tests.conftest import make_client
+from tests.conftest import DEAD_BROKER_URLS, make_client
 
 
 def test_healthz_answers_even_when_everything_is_down(make_settings):
@@ -19,8 +20,8 @@ def test_readyz_is_ready_on_the_embedded_default(client):
     assert response.json == {"status": "ready", "database": "ok", "broker": "ok"}
 
 
-def test_readyz_is_ready_on_postgresql_and_redis(production_runtime):
-    assert make_client(production_runtime).get("/readyz").status_code == 200
+def test_readyz_is_ready_on_postgresql_and_a_broker_server(server_runtime):
+    assert make_client(server_runtime).get("/readyz").status_code == 200
 
 
 def test_readyz_names_the_database_when_it_is_down(make_settings, redis_broker_url):
@@ -31,8 +32,9 @@ def test_readyz_names_the_database_when_it_is_down(make_settings, redis_broker_u
     runtime.close()
 
 
-def test_readyz_names_the_broker_when_it_is_down(database_url, make_settings):
-    runtime = Runtime(make_settings(database_url, "redis://127.0.0.1:1/0"))
+@pytest.mark.parametrize("dead_broker", DEAD_BROKER_URLS.values(), ids=DEAD_BROKER_URLS.keys())
+def test_readyz_names_the_broker_when_it_is_down(database_url, make_settings, dead_broker):
+    runtime = Runtime(make_settings(database_url, dead_broker))
     response = make_client(runtime).get("/readyz")
     assert response.status_code == 503
     assert "broker" in response.json["message"] and "database" not in response.json["message"]

@@ -6,6 +6,9 @@ import os
 import signal
 import subprocess
 import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -14,11 +17,10 @@ from ingest.outbox import INGEST_QUEUE
 from ingest.queue_depth import queue_depths
 from ingest.runtime import Runtime
 from ingest.schema import Event
-from tests.conftest import GENERIC_TOKEN, make_client
+from tests.conftest import GENERIC_TOKEN, close_rabbitmq_connections, make_client
 from tests.support.waiting import wait_until
 from tests.support.workers import running_worker, start_worker_process, write_config
 
-DEAD_BROKER = "redis://127.0.0.1:1/0"
 SLOW_SOURCE = {"slow": {"provider": "tests.support.slow_provider:SlowProvider", "token": GENERIC_TOKEN}}
 HEADERS = {"Authorization": f"Bearer {GENERIC_TOKEN}", "Content-Type": "application/json"}
 
@@ -34,28 +36,28 @@ def test_an_event_reaches_a_real_worker_through_the_embedded_broker(runtime, cli
         wait_until(lambda: event_row(runtime).status == "processed", what="processing")
 
 
-def test_events_reach_a_real_worker_through_redis(production_runtime):
-    client = make_client(production_runtime)
+def test_events_reach_a_real_worker_through_a_broker_server(server_runtime):
+    client = make_client(server_runtime)
     for n in range(5):
         client.post("/hooks/generic-main", data=json.dumps({"n": n}).encode(), headers=HEADERS)
-    with running_worker(production_runtime):
-        wait_until(lambda: all(event_row(production_runtime, i).status == "processed" for i in range(1, 6)),
+    with running_worker(server_runtime):
+        wait_until(lambda: all(event_row(server_runtime, i).status == "processed" for i in range(1, 6)),
                    what="five events processed")
 
 
 def test_broker_down_at_ingest_still_acknowledges_and_the_relay_delivers_later(
-        postgres_schema_url, redis_broker_url, make_settings):
+        postgres_schema_url, broker_server, make_settings):
     from tests.conftest import truncate_postgres
 
     truncate_postgres(postgres_schema_url)
-    down = Runtime(make_settings(postgres_schema_url, DEAD_BROKER))
+    down = Runtime(make_settings(postgres_schema_url, broker_server.dead_url))
     response = make_client(down).post("/hooks/generic-main", data=b'{"email": "a@example.com"}', headers=HEADERS)
     assert response.status_code == 200
     assert event_row(down).status == "received"
     assert event_row(down).enqueued_at is None, "a failed publish leaves the event as the relay's first pick"
     down.close()
 
-    back = Runtime(make_settings(postgres_schema_url, redis_broker_url))
+    back = Runtime(make_settings(postgres_schema_url, broker_server.url))
     with running_worker(back):
         assert back.outbox.relay() == 1
         wait_until(lambda: event_row(back).status == "processed", what="processing after the broker came back")
@@ -117,39 +119,77 @@ def test_an_event_that_keeps_killing_workers_goes_dead_instead_of_looping(databa
     runtime.close()
 
 
-@pytest.mark.timeout(180)
-def test_worker_killed_mid_task_still_processes_the_event_once(postgres_schema_url, redis_broker_url, make_settings,
-                                                               tmp_path):
-    from tests.conftest import truncate_postgres
-
-    truncate_postgres(postgres_schema_url)
-    runtime = Runtime(make_settings(postgres_schema_url, redis_broker_url, sources=SLOW_SOURCE,
-                                    requeue_after_seconds=1))
+def start_and_kill_a_worker_mid_task(runtime: Runtime, tmp_path) -> tuple[Path, Path]:
+    """One event of the slow provider, a worker process SIGKILLed while it parses it (its main process and pool
+    child: no chance to acknowledge or clean up); the worker config and the marker folder (touch `release` to let
+    the next parse finish)."""
     config = write_config(runtime, tmp_path / "worker.toml")
     markers = tmp_path / "markers"
     markers.mkdir()
     body = json.dumps({"marker_dir": str(markers), "email": "killed@example.com"}).encode()
     assert make_client(runtime).post("/hooks/slow", data=body, headers=HEADERS).status_code == 200
-
     first = start_worker_process(config, log_path=tmp_path / "worker1.log")
     wait_until(lambda: (markers / "started").exists(), timeout=60, what="the first worker to start parsing")
-    os.killpg(first.pid, signal.SIGKILL)  # the main process and its pool child, no chance to ack or clean up
+    os.killpg(first.pid, signal.SIGKILL)
     first.wait(timeout=10)
     assert event_row(runtime).status == "processing"
+    return config, markers
+
+
+@contextmanager
+def worker_process(config: Path, log_path: Path) -> Iterator[None]:
+    worker = start_worker_process(config, log_path=log_path)
+    try:
+        yield
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=30)
+
+
+@pytest.fixture
+def slow_runtime(postgres_schema_url, broker_server, make_settings) -> Iterator[Runtime]:
+    from tests.conftest import truncate_postgres
+
+    truncate_postgres(postgres_schema_url)
+    runtime = Runtime(make_settings(postgres_schema_url, broker_server.url, sources=SLOW_SOURCE,
+                                    requeue_after_seconds=1))
+    yield runtime
+    runtime.close()
+
+
+@pytest.mark.timeout(180)
+def test_worker_killed_mid_task_still_processes_the_event_once(slow_runtime, tmp_path):
+    config, markers = start_and_kill_a_worker_mid_task(slow_runtime, tmp_path)
 
     (markers / "release").touch()
-    second = start_worker_process(config, log_path=tmp_path / "worker2.log")
-    try:
-        wait_until(lambda: runtime.outbox.relay() or event_row(runtime).status == "processed", timeout=60,
+    with worker_process(config, tmp_path / "worker2.log"):
+        wait_until(lambda: slow_runtime.outbox.relay() or event_row(slow_runtime).status == "processed", timeout=60,
                    what="the relay to re-enqueue the orphaned event")
-        wait_until(lambda: event_row(runtime).status == "processed", timeout=60, what="the second worker")
-    finally:
-        os.killpg(second.pid, signal.SIGTERM)
-        second.wait(timeout=30)
-    event = event_row(runtime)
+        wait_until(lambda: event_row(slow_runtime).status == "processed", timeout=60, what="the second worker")
+    event = event_row(slow_runtime)
     assert event.attempts == 2
     assert len(event.result["records"]) == 1
-    runtime.close()
+
+
+@pytest.mark.parametrize("broker_server", ["rabbitmq"], indirect=True)
+def test_rabbitmq_hands_a_killed_workers_message_back_without_the_relay(slow_runtime, tmp_path):
+    """acks_late + reject_on_worker_lost: the message was never acknowledged, so RabbitMQ requeues it the moment the
+    worker's connection drops (Redis keeps it out of sight for the visibility timeout, and the relay steps in)."""
+    start_and_kill_a_worker_mid_task(slow_runtime, tmp_path)
+
+    wait_until(lambda: queued_messages(slow_runtime) == 1, what="RabbitMQ to requeue the unacknowledged message")
+
+
+@pytest.mark.parametrize("broker_server", ["rabbitmq"], indirect=True)
+def test_a_worker_consumes_again_after_rabbitmq_closed_its_connection(server_runtime, tmp_path):
+    client = make_client(server_runtime)
+    with worker_process(write_config(server_runtime, tmp_path / "worker.toml"), tmp_path / "worker.log"):
+        client.post("/hooks/generic-main", data=b'{"n": 1}', headers=HEADERS)
+        wait_until(lambda: event_row(server_runtime, 1).status == "processed", what="the first event")
+        close_rabbitmq_connections(server_runtime.settings.broker_url)
+
+        client.post("/hooks/generic-main", data=b'{"n": 2}', headers=HEADERS)
+        wait_until(lambda: event_row(server_runtime, 2).status == "processed", what="an event after the reconnect")
 
 
 PRELOAD_PROBE = """

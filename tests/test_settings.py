@@ -94,6 +94,13 @@ def test_the_supported_brokers_are_accepted(url):
     assert settings_from_dict({"broker_url": url}, env={}).broker_url == url
 
 
+@pytest.mark.parametrize("url", ["amqp://guest:guest@h:5672/crm-prod", "pyamqp://h//"])
+def test_a_key_prefix_on_rabbitmq_is_a_problem_that_points_to_a_vhost(url):
+    """RabbitMQ has no key prefix: deployments sharing a vhost would take each other's messages."""
+    with pytest.raises(ConfigError, match="broker_key_prefix applies to Redis only.*virtual host"):
+        settings_from_dict({"broker_url": url, "broker_key_prefix": "prod:"}, env={})
+
+
 def test_a_bad_database_url_problem_never_shows_its_password():
     with pytest.raises(ConfigError) as caught:
         settings_from_dict({"database_url": f"mysql://user:{SECRET}@db/x"}, env={})

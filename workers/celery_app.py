@@ -33,6 +33,10 @@ def create_celery(runtime: "Runtime") -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
+        # When the broker connection drops, a running task finishes rather than being cancelled (Celery 6 will
+        # cancel by default): its message is redelivered, on RabbitMQ at once, and the second run finds the work done
+        # in the database; cancelling would spend one of max_process_attempts on every connection loss.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         task_serializer="json",
         accept_content=["json"],
         result_serializer="json",
@@ -80,6 +84,9 @@ def _transport_options(runtime: "Runtime") -> dict:
         if settings.broker_key_prefix:
             options["global_keyprefix"] = settings.broker_key_prefix
         return options
+    # RabbitMQ (AMQP) needs no visibility timeout: it hands an unacknowledged message back the moment its consumer's
+    # connection closes. Its consumer_timeout (30 min by default) is far beyond any task here: a drain stops after
+    # 30 s, a retry's countdown is at most 60 s. Publisher confirms are the ingress publisher's (task_publisher.py).
     return {"max_retries": 0}
 
 

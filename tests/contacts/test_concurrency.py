@@ -1,7 +1,8 @@
 """One person, one contact under real concurrency, on PostgreSQL (READ COMMITTED) and on the embedded SQLite.
 
 Events are stored first, then processed by parallel workers that start together: threads each running
-`process_events` on their own database connection, and, end to end, `crm-ingest worker` processes fed through Redis.
+`process_events` on their own database connection, and, end to end, `crm-ingest worker` processes fed through Redis
+and through RabbitMQ.
 """
 from __future__ import annotations
 
@@ -153,11 +154,10 @@ def test_the_same_event_processed_by_two_workers_at_once_is_recorded_once(pg_sto
 
 
 @pytest.mark.postgres
-@pytest.mark.redis
 def test_fifty_webhooks_about_one_person_through_real_worker_processes_end_in_one_contact(
-        postgres_schema_url, redis_broker_url, make_settings, tmp_path):
+        postgres_schema_url, broker_server, make_settings, tmp_path):
     truncate_postgres(postgres_schema_url)
-    runtime = Runtime(make_settings(postgres_schema_url, redis_broker_url, sources=PROVIDER_SOURCES))
+    runtime = Runtime(make_settings(postgres_schema_url, broker_server.url, sources=PROVIDER_SOURCES))
     store = StoreHarness(runtime, StoreOptions.from_settings(runtime.settings))
     worker = start_worker_process(write_config(runtime, tmp_path / "crm-ingest.toml"), concurrency=4,
                                   log_path=tmp_path / "worker.log")

@@ -3,14 +3,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import update
 
 from crm_sync.pipeline import process_event
 from crm_sync.schema import Contact, Delivery, DeliveryStatus, DestinationState, StoredInteraction
-from ingest.db import transaction
+from ingest.db import migrate, transaction
 from ingest.runtime import Runtime
 from ingest.schema import Event, utcnow
-from tests.conftest import make_client
+from tests.conftest import DEAD_BROKER_URLS, make_client
 from tests.ops.conftest import post_generic, sample, scrape
 
 WEBHOOK_DESTINATION = {"kind": "webhook", "url": "http://127.0.0.1:9/hook", "secret": "whsec_" + "A" * 32,
@@ -86,8 +87,27 @@ def test_queue_depth_reads_redis_under_the_key_prefix(production_runtime):
     assert sample(samples, "crm_ingest_queue_unacked") == 0
 
 
-def test_an_unreachable_broker_is_reported_and_the_page_still_served(database_url, make_settings):
-    runtime = Runtime(make_settings(database_url, broker_url="redis://127.0.0.1:1/0", publish_timeout_seconds=0.2))
+def test_queue_depth_reads_rabbitmq_by_passive_declare(tmp_path, make_settings, rabbitmq_broker_url):
+    url = f"sqlite:///{tmp_path}/crm-ingest.db"
+    migrate(url)
+    runtime = Runtime(make_settings(url, rabbitmq_broker_url))
+    client = make_client(runtime)
+    for n in range(3):
+        post_generic(client, f'{{"n": {n}}}'.encode())
+    try:
+        samples = scrape(client)
+    finally:
+        runtime.close()
+
+    assert sample(samples, "crm_ingest_queue_depth", queue="ingest") == 3
+    assert sample(samples, "crm_ingest_queue_depth", queue="deliver") == 0, "never declared: nothing waits in it"
+    assert sample(samples, "crm_ingest_state_up", part="broker") == 1
+    assert sample(samples, "crm_ingest_queue_unacked") is None, "a passive declare counts only ready messages"
+
+
+@pytest.mark.parametrize("dead_broker", DEAD_BROKER_URLS.values(), ids=DEAD_BROKER_URLS.keys())
+def test_an_unreachable_broker_is_reported_and_the_page_still_served(database_url, make_settings, dead_broker):
+    runtime = Runtime(make_settings(database_url, broker_url=dead_broker, publish_timeout_seconds=0.2))
     try:
         samples = scrape(make_client(runtime))
     finally:

@@ -8,18 +8,34 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from celery.contrib.testing.worker import start_worker
+from celery.contrib.testing.worker import TestWorkController, start_worker
 
 from ingest.runtime import Runtime
 
 QUEUES = "ingest,deliver,maintenance"
+STOP_CHECK_SECONDS = 0.2
+
+
+class PromptlyStoppingWorker(TestWorkController):
+    """Sees the stop within STOP_CHECK_SECONDS. On RabbitMQ an idle worker's event loop waits in poll() for its next
+    timer, up to 10 s, and a worker in a thread gets no signal to interrupt the wait (Redis wakes it every second)."""
+
+    def on_consumer_ready(self, consumer) -> None:
+        if self.hub is not None:  # the event loop runs only on transports that have one (not the embedded broker)
+            self.hub.call_repeatedly(STOP_CHECK_SECONDS, _nothing)
+        super().on_consumer_ready(consumer)
+
+
+def _nothing() -> None:
+    pass
 
 
 @contextmanager
 def running_worker(runtime: Runtime, concurrency: int = 1) -> Iterator[None]:
     """A real worker consuming from the runtime's broker, in a thread of this process."""
     with start_worker(runtime.celery, pool="threads" if concurrency > 1 else "solo", concurrency=concurrency,
-                      perform_ping_check=False, loglevel="WARNING", shutdown_timeout=15):
+                      perform_ping_check=False, loglevel="WARNING", shutdown_timeout=15,
+                      WorkController=PromptlyStoppingWorker):
         yield
 
 
