@@ -14,6 +14,7 @@ from typing import Any, Literal, Mapping
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 
 from crm_sync.destinations.base import DestinationSettings
+from ingest.service_urls import broker_url_problem, database_url_problem, is_amqp
 
 CONFIG_ENV = "CRM_INGEST_CONFIG"
 DEFAULT_CONFIG_PATH = "crm-ingest.toml"
@@ -116,17 +117,16 @@ class Settings(BaseModel):
     @field_validator("broker_url")
     @classmethod
     def _broker_we_can_use(cls, value: str) -> str:
-        scheme = _scheme(value)
-        if scheme not in SUPPORTED_BROKERS:
-            raise ValueError(f"broker_url must start with one of {', '.join(s + '://' for s in SUPPORTED_BROKERS)}"
-                             f" (got {scheme + '://' if scheme else 'no scheme'})")
+        problem = broker_url_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("broker_key_prefix")
     @classmethod
     def _prefix_only_on_redis(cls, value: str, info: ValidationInfo) -> str:
         """Refused rather than ignored: two deployments on one vhost would process each other's event ids."""
-        if value and _scheme(info.data.get("broker_url", "")) in AMQP_BROKERS:
+        if value and is_amqp(info.data.get("broker_url", "")):
             raise ValueError("broker_key_prefix applies to Redis only: on RabbitMQ give each deployment a virtual "
                              "host of its own (amqp://user:pass@host:5672/<vhost>) and leave the prefix empty")
         return value
@@ -147,39 +147,6 @@ class Settings(BaseModel):
 
     def destination(self, name: str) -> DestinationSettings | None:
         return self.destinations.get(name)
-
-
-# The brokers the deployment guide covers: Redis, RabbitMQ (AMQP) and kombu's file-system transport (the embedded
-# default).
-SUPPORTED_BROKERS = ("redis", "rediss", "amqp", "amqps", "pyamqp", "filesystem")
-AMQP_BROKERS = ("amqp", "amqps", "pyamqp")
-SUPPORTED_DATABASES = ("sqlite", "postgresql")
-
-
-def _scheme(url: str) -> str:
-    return url.partition("://")[0].partition("+")[0].lower() if "://" in url else ""
-
-
-def database_url_problem(url: str) -> str | None:
-    """Why SQLAlchemy could not open this URL (a scheme it cannot read, a database we do not support, a driver that
-    is not installed), or None."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
-
-    example = "postgresql+psycopg://user@host/crm_ingest or sqlite:///var/crm-ingest.db"
-    try:
-        parsed = make_url(url)
-        dialect = parsed.get_dialect()
-    except (ArgumentError, NoSuchModuleError, ValueError):
-        return f"database_url is not a database URL SQLAlchemy can read, such as {example}"
-    if parsed.get_backend_name() not in SUPPORTED_DATABASES:
-        return f"database_url must be PostgreSQL or SQLite, such as {example} (got {parsed.drivername}://)"
-    try:
-        dialect.import_dbapi()
-    except ImportError:
-        return (f"database_url's driver {parsed.drivername}:// is not installed; for PostgreSQL use "
-                "postgresql+psycopg://, which crm-ingest installs")
-    return None
 
 
 def expand_env(value: Any, env: Mapping[str, str], where: str, problems: list[str]) -> Any:
