@@ -105,19 +105,11 @@ class Settings(BaseModel):
     sources: dict[str, SourceSettings] = Field(default_factory=dict)
     destinations: dict[str, DestinationSettings] = Field(default_factory=dict)
 
-    @field_validator("database_url")
+    @field_validator("database_url", "broker_url")
     @classmethod
-    def _database_we_can_use(cls, value: str) -> str:
+    def _a_service_we_can_use(cls, value: str, info: ValidationInfo) -> str:
         """Only the scheme is ever named in a problem: the URL may carry a password."""
-        problem = database_url_problem(value)
-        if problem:
-            raise ValueError(problem)
-        return value
-
-    @field_validator("broker_url")
-    @classmethod
-    def _broker_we_can_use(cls, value: str) -> str:
-        problem = broker_url_problem(value)
+        problem = (database_url_problem if info.field_name == "database_url" else broker_url_problem)(value)
         if problem:
             raise ValueError(problem)
         return value

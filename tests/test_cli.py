@@ -34,8 +34,10 @@ def workdir(tmp_path):
     return tmp_path
 
 
-def store_requests(workdir, *bodies: bytes) -> None:
-    """Requests through the real app (in this process) into the CLI's SQLite database."""
+def receive_requests(workdir, *bodies: bytes, process: bool = False) -> None:
+    """Requests through the real app (in this process) into the CLI's SQLite database; with `process`, processed
+    as a worker would, else left `received`, as when no worker has taken them yet."""
+    from crm_sync.pipeline import process_event
     from ingest.app import create_app
     from ingest.runtime import Runtime
     from ingest.settings import load_settings
@@ -47,13 +49,16 @@ def store_requests(workdir, *bodies: bytes) -> None:
         client = create_app(runtime).test_client()
         for body in bodies:
             client.post("/hooks/g", data=body, headers={"Authorization": f"Bearer {TOKEN}"}, buffered=True)
-        from crm_sync.pipeline import process_event
-
-        for event_id in range(1, len(bodies) + 1):
+        for event_id in range(1, len(bodies) + 1) if process else ():
             process_event(runtime.sessions, event_id)
         runtime.close()
     finally:
         os.chdir(cwd)
+
+
+def store_requests(workdir, *bodies: bytes) -> None:
+    """Requests through the real app into the CLI's SQLite database, processed."""
+    receive_requests(workdir, *bodies, process=True)
 
 
 def test_migrate_reports_success_without_the_password(workdir):

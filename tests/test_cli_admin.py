@@ -3,31 +3,12 @@ retry of nothing fails, dry runs count what a real run would do, and long lists 
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
-from tests.test_cli import TOKEN, cli, store_requests, workdir  # noqa: F401 (workdir is a fixture)
+from tests.test_cli import cli, receive_requests, store_requests, workdir  # noqa: F401 (workdir: fixture)
 
 HUGE_ID = "99999999999999999999999"
-
-
-def receive_only(workdir, *bodies: bytes) -> None:
-    """Requests stored through the real app and left `received`, as when no worker has taken them yet."""
-    from ingest.app import create_app
-    from ingest.runtime import Runtime
-    from ingest.settings import load_settings
-
-    cwd = os.getcwd()
-    os.chdir(workdir)
-    try:
-        runtime = Runtime(load_settings(workdir / "crm-ingest.toml", env={}))
-        client = create_app(runtime).test_client()
-        for body in bodies:
-            client.post("/hooks/g", data=body, headers={"Authorization": f"Bearer {TOKEN}"}, buffered=True)
-        runtime.close()
-    finally:
-        os.chdir(cwd)
 
 
 @pytest.mark.parametrize("command", [
@@ -78,7 +59,7 @@ def test_replaying_an_absent_event_fails(workdir, dry_run):
 
 @pytest.mark.parametrize("dry_run", [(), ("--dry-run",)])
 def test_replaying_an_event_not_finished_fails_saying_which_can_be(workdir, dry_run):
-    receive_only(workdir, b'{"n": 1}')
+    receive_requests(workdir, b'{"n": 1}')
     result = cli(workdir, "replay", "--event", "1", *dry_run)
     assert result.returncode == 1
     assert "event 1 is received" in result.stderr and "processed, ignored, dead" in result.stderr
@@ -91,7 +72,7 @@ def test_replaying_a_finished_event_in_a_dry_run_says_it_would(workdir):
 
 
 def test_a_dry_run_over_events_not_finished_counts_none_of_them(workdir):
-    receive_only(workdir, b'{"n": 1}', b'{"n": 2}')
+    receive_requests(workdir, b'{"n": 1}', b'{"n": 2}')
     dry = cli(workdir, "replay", "--status", "received", "--dry-run")
     real = cli(workdir, "replay", "--status", "received")
     assert dry.stdout.startswith("would replay 0 of 2 event(s) (2 not finished: only processed, ignored, dead")
