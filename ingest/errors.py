@@ -12,7 +12,7 @@ HTTP_CODES = {
     413: "body_too_large", 414: "uri_too_long", 415: "unsupported_media_type", 417: "expectation_failed",
     431: "header_fields_too_large", 500: "internal_error", 501: "not_implemented", 503: "unavailable",
 }
-# The wait /hooks gives providers when it cannot store (ingest.hooks has its own copy); an outage outlasts seconds.
+# The wait /hooks and the admin routes ask for when the database cannot be reached: an outage outlasts seconds.
 DATABASE_RETRY_AFTER_SECONDS = "30"
 
 

@@ -16,7 +16,7 @@ from flask.json.provider import DefaultJSONProvider
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from ingest.errors import ApiError
+from ingest.errors import DATABASE_RETRY_AFTER_SECONDS, ApiError
 from ingest.events import EventRef, StoredEvent, store_event
 from ingest.logs import REQUEST_LOGGED, request_fields
 from ingest.metrics import ACK_SECONDS, REQUESTS
@@ -26,7 +26,6 @@ from ingest.replies import ReplyContext
 from ingest.runtime import Runtime
 from ingest.settings import SourceSettings
 
-DATABASE_RETRY_AFTER_SECONDS = "30"
 MAX_DEDUP_KEY_LENGTH = 255
 MAX_CACHED_HEADER_NAMES = 512
 REDACTED = "<url_secret>"
