@@ -5,6 +5,7 @@ the contact store keeps it as an attribute that can never link two contacts.
 """
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 
 import phonenumbers
@@ -71,10 +72,25 @@ def normalise_phone(text: str, default_region: str = "RU") -> Normalised:
         number = phonenumbers.parse(original, default_region)
     except phonenumbers.NumberParseException:
         return Normalised(PHONE, original, None)
-    if not phonenumbers.is_valid_number(number):
+    if not phonenumbers.is_valid_number(number) or not _written_in_digits(number, original) \
+            or _placeholder(number):
         return Normalised(PHONE, original, None)
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     return Normalised(PHONE, original, f"{e164};ext={number.extension}" if number.extension else e164)
+
+
+def _written_in_digits(number: phonenumbers.PhoneNumber, original: str) -> bool:
+    """Whether the number's digits are in the text as digits. phonenumbers reads letters as a keypad's
+    (1-800-FLOWERS): a visitor's "1O5-O2-O3" typed with the letter O would become a stranger's valid number and
+    link the two. Letters elsewhere (an extension's "доб." or "ext") are no digits and do not matter."""
+    digits = "".join(str(unicodedata.decimal(char)) for char in original if unicodedata.decimal(char, None) is not None)
+    return str(number.national_number) in digits
+
+
+def _placeholder(number: phonenumbers.PhoneNumber) -> bool:
+    """A form mask's filler rather than a phone: the subscriber digits all one digit (+7 999 999-99-99,
+    +7 900 000-00-00). Valid as numbers, they would make everybody who typed them one contact."""
+    return len(set(str(number.national_number)[-7:])) == 1
 
 
 def normalise_identity_value(value: str) -> str | None:

@@ -29,6 +29,18 @@ def test_a_phone_written_differently_links_to_the_same_contact(store):
     assert store.only_contact().person_identities == {("phone", IVAN_PHONE)}
 
 
+def test_a_phone_typed_with_letters_links_no_stranger_who_owns_the_number_they_spell(store):
+    store.receive(report(visitor("Boris", email="boris@example.com", phone="+7 916 165-62-63"), chat("jivo:1")))
+    store.receive(report(visitor("Anna", email="anna@example.com", phone="8 (916) 1O5-O2-O3"), chat("jivo:2")))
+    assert [contact.name for contact in store.contacts()] == ["Boris", "Anna"]
+
+
+def test_people_who_typed_a_form_masks_filler_number_stay_apart(store):
+    store.receive(report(visitor("Anna", email="anna@example.com", phone="+7 (999) 999-99-99"), chat("jivo:1")))
+    store.receive(report(visitor("Boris", email="boris@example.com", phone="+7 (999) 999-99-99"), chat("jivo:2")))
+    assert [contact.name for contact in store.contacts()] == ["Anna", "Boris"]
+
+
 def test_a_provider_visitor_id_links_events_of_that_provider(store):
     store.receive(report(visitor(ids={"jivo.client_id": "1217"}), chat("jivo:1")))
     store.receive(report(visitor(email=IVAN_EMAIL, ids={"jivo.client_id": "1217"}), chat("jivo:2")))

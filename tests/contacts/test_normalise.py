@@ -43,6 +43,23 @@ def test_a_phone_that_does_not_parse_is_unverified_and_keeps_its_text(written):
     assert normalised.original == written
 
 
+@pytest.mark.parametrize("written", ["8 (916) 1O5-O2-O3", "8-916-CALL-NOW", "1-800-FLOWERS"])
+def test_letters_read_as_keypad_digits_make_no_number_so_no_strangers_are_linked(written):
+    assert normalise_phone(written, "RU").value is None
+
+
+@pytest.mark.parametrize("written", ["+7 (999) 999-99-99", "+7 900 000 00 00", "8 495 111-11-11"])
+def test_a_form_masks_filler_is_no_number_so_no_strangers_are_linked(written):
+    assert normalise_phone(written, "RU").value is None
+
+
+@pytest.mark.parametrize("written, e164", [("+7 916 123-45-67 доб. 12", "+79161234567;ext=12"),
+                                          ("+44 20 7946 0958 ext. 5", "+442079460958;ext=5"),
+                                          ("８ ９１６ １２３ ４５ ６７", "+79161234567"), ("+39 06 1234 5678", "+390612345678")])
+def test_letters_of_an_extension_and_digits_of_other_scripts_still_read(written, e164):
+    assert normalise_phone(written, "RU").value == e164
+
+
 @settings(max_examples=200, deadline=None)
 @given(region=st.sampled_from(REGIONS), number_format=st.sampled_from(FORMATS),
        separator=st.sampled_from(["", " ", "-", "."]))
