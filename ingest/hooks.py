@@ -14,7 +14,7 @@ from typing import Callable
 from flask import Blueprint, Request, Response, current_app, request
 from flask.json.provider import DefaultJSONProvider
 from sqlalchemy.exc import SQLAlchemyError
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ingest.errors import DATABASE_RETRY_AFTER_SECONDS, ApiError
 from ingest.events import EventRef, StoredEvent, store_event
@@ -48,6 +48,9 @@ def receive(source_name: str, url_secret: str | None = None):
         outcome = "duplicate" if stored.is_duplicate else "accepted"
     except ApiError as exc:
         outcome = str(exc.status)
+        raise
+    except HTTPException as exc:  # werkzeug's own refusals on the way, such as 413 for a body over max_body_bytes
+        outcome = str(exc.code)
         raise
     finally:
         _metric_child(REQUESTS, source.name, provider.name, outcome).inc()

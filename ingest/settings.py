@@ -176,6 +176,22 @@ def load_settings(path: Path | str | None = None, env: Mapping[str, str] | None 
     return settings_from_dict(raw, env)
 
 
+def configured_data_dir(env: Mapping[str, str] | None = None) -> Path | None:
+    """The configuration's data_dir, read before the rest is validated: validating the sources imports their
+    provider modules, and with them prometheus_client, which must find the web's metrics folder already set (see
+    workers.web.prepare_metrics_dir). None if the file cannot be read; loading the settings then says why."""
+    env = os.environ if env is None else env
+    path = config_path(env)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    except tomllib.TOMLDecodeError:
+        return None
+    problems: list[str] = []
+    written = raw.get("data_dir", str(Settings.model_fields["data_dir"].default))
+    value = expand_env(written, env, "data_dir", problems)
+    return Path(value) if isinstance(value, str) and not problems else None
+
+
 def settings_from_dict(raw: dict[str, Any], env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     problems: list[str] = []

@@ -167,6 +167,32 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.timeout(90)
+def test_web_counts_webhooks_on_its_metrics_page_whichever_providers_are_configured(workdir):
+    """A Roistat source once made loading the settings import the metrics before the metrics folder was set, and the
+    page showed no webhook counter at all."""
+    config = workdir / "crm-ingest.toml"
+    config.write_text(config.read_text() + '[sources.r]\nprovider = "roistat"\nuser = "roistat"\n'
+                                           'password = "roistat-password-0123"\n')
+    port = 19765 + os.getpid() % 1000
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "BROKER_URL", "PROMETHEUS_MULTIPROC_DIR")}
+    web = subprocess.Popen([sys.executable, "-m", "workers.cli", "web", "--port", str(port), "--workers", "1",
+                            "--no-cpu-affinity"], cwd=workdir, env={**env, "CRM_INGEST_CONFIG": str(config)},
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_until(lambda: _up(base), timeout=60, what="the web server")
+        for n in range(3):
+            response = httpx.post(f"{base}/hooks/g", content=b'{"n": %d}' % n,
+                                  headers={"Authorization": f"Bearer {TOKEN}"})
+            assert response.status_code == 200
+        page = httpx.get(f"{base}/metrics").text
+    finally:
+        web.terminate()
+        web.wait(timeout=30)
+    assert 'crm_ingest_webhook_requests_total{outcome="accepted",provider="generic",source="g"} 3.0' in page
+
+
 def _up(base: str) -> bool:
     try:
         return httpx.get(f"{base}/healthz", timeout=1).status_code == 200

@@ -115,6 +115,14 @@ def test_body_over_the_limit_is_413_and_not_stored(database_url, make_settings, 
     runtime.close()
 
 
+def test_a_body_over_the_limit_is_counted_as_413(database_url, make_settings, generic_headers):
+    runtime = Runtime(make_settings(database_url, max_body_bytes=1024))
+    before = _metric("crm_ingest_webhook_requests_total", source="generic-main", outcome="413")
+    make_client(runtime).post("/hooks/generic-main", data=b"x" * 1025, headers=generic_headers)
+    runtime.close()
+    assert _metric("crm_ingest_webhook_requests_total", source="generic-main", outcome="413") == before + 1
+
+
 def test_unparseable_authenticated_request_is_stored_answered_200_and_goes_dead(client, runtime, generic_headers):
     response = client.post("/hooks/generic-main", data=b"{not json", headers=generic_headers)
     assert response.status_code == 200

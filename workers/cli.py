@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from ingest.settings import ConfigError, Settings, config_path, load_settings, mask_url
+from ingest.settings import ConfigError, Settings, config_path, configured_data_dir, load_settings, mask_url
 from workers.observability import log_format_option
 
 QUEUES = "ingest,deliver,maintenance"
@@ -85,8 +85,11 @@ def dev(host: str, port: int, log_format: str | None) -> None:
 def web(host: str, port: int, workers: int, threads: int, cpu_affinity: bool, log_format: str | None) -> None:
     """Serve webhooks and the admin API with gunicorn."""
     from workers.observability import setup_logging_for
-    from workers.web import serve
+    from workers.web import prepare_metrics_dir, serve
 
+    data_dir = configured_data_dir()
+    if data_dir is not None:  # first: loading the settings imports the metrics, which read the folder's variable
+        prepare_metrics_dir(data_dir)
     settings = _settings()
     setup_logging_for(settings, log_format)
     serve(host, port, workers, threads, settings.data_dir, cpu_affinity=cpu_affinity)
