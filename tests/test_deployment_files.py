@@ -39,6 +39,12 @@ def test_every_procfile_command_exists():
         assert_runnable(argv)
 
 
+def test_flower_never_starts_without_a_password_and_listens_where_the_platform_says():
+    flower = procfile()["flower"]
+    assert "--basic-auth=${FLOWER_BASIC_AUTH:?set FLOWER_BASIC_AUTH=user:password}" in flower
+    assert "--port=${PORT:-5555}" in flower
+
+
 def test_web_is_served_by_gunicorn_through_crm_ingest_web():
     assert procfile()["web"][:2] == ["crm-ingest", "web"]
 
