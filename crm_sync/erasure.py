@@ -1,13 +1,15 @@
 """Right to erasure: remove one person from everywhere we store them, and keep a tombstone that says so.
 
-The person is found as the contact store finds them (an email or phone in any written form), with every contact
-that was merged into theirs. Erased, in one transaction:
+The person is found as the contact store finds them (an email or phone in any written form; a phone also behind any
+extension, and in stored values that never parsed), with every contact that was merged into theirs. An email and a
+phone that find different contacts are refused (DifferentPeople). Nothing found: nothing erased, no tombstone.
+Erased, in one transaction:
 
 - the contacts' display values, every value ever seen and every identity (emails, phones, visitor ids, CRM links);
 - their interactions' subject and details (transcript, agent, page, lead, geo, extras; tags and UTM are kept);
 - the raw request (body, headers, query string) and canonical records of every event that mentioned them: events
-  the store links to the person, and events whose raw request contains any written form of their emails or phones
-  (also dead ones that never reached the store);
+  the store links to the person, and any event whose raw request names them, in any status (also dead and ignored
+  ones that never reached the store): see crm_sync.erasure_matching;
 - deliveries not yet made for their interactions stop (dead, `erased`), and CRM error texts are masked.
 
 Ids, kinds, times and counters stay, so metrics and deduplication keep working. A tombstone (`erasures`) records the
@@ -16,12 +18,12 @@ ids and counts, never the erased values. Records already pushed to CRMs are *lis
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from urllib.parse import quote, quote_plus, unquote_plus
+from urllib.parse import quote, quote_plus
 
-from sqlalchemy import LargeBinary, delete, func, literal, or_, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from crm_sync.contacts import find_contact_ids
+from crm_sync.erasure_matching import PersonForms, contacts_by_kind, events_naming, given_forms
 from crm_sync.identity import lock_live_contacts
 from crm_sync.normalise import EMAIL, PHONE, MatchingRules, normalise_email, normalise_phone
 from crm_sync.schema import (
@@ -29,14 +31,13 @@ from crm_sync.schema import (
     StoredInteraction,
 )
 from ingest.db import transaction
-from ingest.redaction import emails_in, phones_in, redact
+from ingest.redaction import redact
 from ingest.retention import purge_rows
 from ingest.schema import FINAL_STATUSES, Erasure, Event, EventStatus, utcnow
 
 DETAILS_KEPT = ("tags", "utm")
 MIN_NEEDLE_LENGTH = 6
 ERASED = "erased"
-NEVER_APPLIED = (EventStatus.RECEIVED, EventStatus.DEAD, EventStatus.IGNORED)
 ERASED_BEFORE_PROCESSING = "the raw request was erased (right to erasure) before it was processed"
 
 
@@ -56,7 +57,8 @@ class ErasureReport:
 
     @property
     def found(self) -> bool:
-        return bool(self.contact_ids or self.event_ids)
+        # An event a worker holds counts: it names the person and is left alone, and the report must say so.
+        return bool(self.contact_ids or self.event_ids or self.in_flight_event_ids)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -64,7 +66,9 @@ class ErasureReport:
 
 def forget_person(sessions: sessionmaker[Session], rules: MatchingRules, *, email: str | None = None,
                   phone: str | None = None, command: str, dry_run: bool = False) -> ErasureReport:
-    """Erase the person with this email and/or phone; a dry run finds and counts, then changes nothing."""
+    """Erase the person with this email and/or phone; a dry run finds and counts, then changes nothing.
+
+    Raises DifferentPeople (nothing erased) when the email and the phone find different contacts."""
     if not (email or phone):
         raise ValueError("give an email or a phone")
     report = ErasureReport(matched_by=[kind for kind, value in ((EMAIL, email), (PHONE, phone)) if value],
@@ -72,7 +76,7 @@ def forget_person(sessions: sessionmaker[Session], rules: MatchingRules, *, emai
     try:
         with transaction(sessions) as session:
             _erase(session, report, rules, email, phone)
-            if dry_run:
+            if dry_run or not report.found:
                 raise _RollBack()
             report.erasure_id = _tombstone(session, report, command)
     except _RollBack:
@@ -81,19 +85,19 @@ def forget_person(sessions: sessionmaker[Session], rules: MatchingRules, *, emai
 
 
 class _RollBack(Exception):
-    """Leaves the transaction of a dry run without committing anything."""
+    """Leaves the transaction of a dry run, or of an erasure that found nothing, without committing anything (no
+    tombstone claims an erasure that erased nothing)."""
 
 
 def _erase(session: Session, report: ErasureReport, rules: MatchingRules, email: str | None,
            phone: str | None) -> None:
-    live = find_contact_ids(session, email=email, phone=phone, rules=rules)
+    live = set().union(*contacts_by_kind(session, email, phone, rules).values())
     contacts = _with_merged(session, sorted(set(lock_live_contacts(session, live).values()))) if live else []
-    given = _given_forms(email, phone, rules)
-    needles = _written_forms(session, contacts, given)
+    needles = _written_forms(session, contacts, _given_texts(email, phone, rules))
     report.contact_ids = contacts
     report.interaction_ids = _interactions_of(session, contacts)
-    events = _events_linked(session, contacts, report.interaction_ids) | _events_containing(session, needles) \
-        | _unprocessed_events_naming(session, _normal_forms(session, contacts, given), rules)
+    events = _events_linked(session, contacts, report.interaction_ids) | events_naming(
+        session, _normal_forms(session, contacts, email, phone, rules), needles, rules)
     report.crm_records = _crm_records(session, contacts, report.interaction_ids)
     report.identities, report.values = _erase_contacts(session, contacts)
     _erase_interactions(session, report.interaction_ids)
@@ -112,7 +116,7 @@ def _interactions_of(session: Session, contacts: list[int]) -> list[int]:
     return sorted(session.scalars(select(StoredInteraction.id).where(StoredInteraction.contact_id.in_(contacts))))
 
 
-def _given_forms(email: str | None, phone: str | None, rules: MatchingRules) -> list[str]:
+def _given_texts(email: str | None, phone: str | None, rules: MatchingRules) -> list[str]:
     given = [normalise_email(email, rules) if email else None, normalise_phone(phone, rules.default_region)
              if phone else None]
     return [form for item in given if item for form in (item.original, item.value) if form]
@@ -134,34 +138,14 @@ def _written_forms(session: Session, contacts: list[int], given: list[str]) -> s
     return {needle for needle in needles if len(needle) >= MIN_NEEDLE_LENGTH}
 
 
-def _normal_forms(session: Session, contacts: list[int], given: list[str]) -> set[str]:
-    forms = {form for form in given if form.startswith("+") or "@" in form}
+def _normal_forms(session: Session, contacts: list[int], email: str | None, phone: str | None,
+                  rules: MatchingRules) -> PersonForms:
+    """The given email and phone and every email and phone identity of the contacts, in normal form."""
+    forms = set(given_forms(email, phone, rules).exact)
     if contacts:
         forms |= set(session.scalars(select(ContactIdentity.value).where(
             ContactIdentity.contact_id.in_(contacts), ContactIdentity.kind.in_([EMAIL, PHONE]))))
-    return forms
-
-
-def _unprocessed_events_naming(session: Session, normal_forms: set[str], rules: MatchingRules,
-                               batch: int = 500) -> set[int]:
-    """Events the contact store never saw (waiting, dead, ignored) whose raw request names the person however it
-    writes the email or phone: each email and phone-like text in them is normalised and compared."""
-    found: set[int] = set()
-    last_id = 0
-    while normal_forms:
-        rows = session.execute(select(Event.id, Event.body, Event.query_string).where(
-            Event.id > last_id, Event.purged_at.is_(None), Event.status.in_(NEVER_APPLIED))
-            .order_by(Event.id).limit(batch)).all()
-        for event_id, body, query in rows:
-            text = unquote_plus(f"{(body or b'').decode('utf-8', 'replace')} {query or ''}")
-            named = {normalise_email(item, rules).value for item in emails_in(text)} | \
-                    {normalise_phone(item, rules.default_region).value for item in phones_in(text)}
-            if named & normal_forms:
-                found.add(event_id)
-        if len(rows) < batch:
-            return found
-        last_id = rows[-1].id
-    return found
+    return PersonForms.of(forms)
 
 
 def _events_linked(session: Session, contacts: list[int], interactions: list[int]) -> set[int]:
@@ -178,26 +162,6 @@ def _events_linked(session: Session, contacts: list[int], interactions: list[int
     found |= set(session.scalars(select(Contact.merged_by_event_id).where(
         Contact.id.in_(contacts), Contact.merged_by_event_id.is_not(None))))
     return found
-
-
-def _events_containing(session: Session, needles: set[str]) -> set[int]:
-    """Events whose raw request still holds one of the needles (a scan: erasure is rare, and must be complete)."""
-    if not needles:
-        return set()
-    in_body = _bytes_contain if session.get_bind().dialect.name == "sqlite" else _bytes_like
-    conditions = [condition for needle in sorted(needles) for condition in (
-        in_body(needle.encode("utf-8")), Event.query_string.contains(needle, autoescape=True))]
-    return set(session.scalars(select(Event.id).where(Event.purged_at.is_(None), or_(*conditions))))
-
-
-def _bytes_like(needle: bytes):
-    """PostgreSQL: bytea LIKE bytea (LIKE's wildcards in an email match a little more, never less)."""
-    return Event.body.op("LIKE")(literal(b"%" + needle + b"%", LargeBinary))
-
-
-def _bytes_contain(needle: bytes):
-    """SQLite: LIKE does not look inside BLOBs, instr() does."""
-    return func.instr(Event.body, literal(needle, LargeBinary)) > 0
 
 
 def _crm_records(session: Session, contacts: list[int], interactions: list[int]) -> list[dict]:

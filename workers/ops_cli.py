@@ -38,15 +38,21 @@ def purge(older_than: str, dry_run: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="show what would be erased, change nothing")
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
 def forget(email: str | None, phone: str | None, dry_run: bool, as_json: bool) -> None:
-    """Erase one person everywhere we store them (right to erasure), keeping a tombstone of the erasure."""
+    """Erase one person everywhere we store them (right to erasure), keeping a tombstone of the erasure.
+
+    Given both, the email and the phone must find the same contacts; otherwise nothing is erased (exit status 1)."""
     from crm_sync.erasure import forget_person
+    from crm_sync.erasure_matching import DifferentPeople
     from crm_sync.normalise import rules_from_settings
 
     if not (email or phone):
         raise click.UsageError("give --email and/or --phone")
     runtime = _runtime()
-    report = forget_person(runtime.sessions, rules_from_settings(runtime.settings), email=email, phone=phone,
-                           command="crm-ingest forget" + (" --dry-run" if dry_run else ""), dry_run=dry_run)
+    try:
+        report = forget_person(runtime.sessions, rules_from_settings(runtime.settings), email=email, phone=phone,
+                               command="crm-ingest forget" + (" --dry-run" if dry_run else ""), dry_run=dry_run)
+    except DifferentPeople as refused:
+        raise click.ClickException(str(refused)) from None
     if as_json:
         click.echo(json.dumps(report.as_dict(), ensure_ascii=False))
         return

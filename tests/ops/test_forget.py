@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from crm_sync.contacts import find_contact_ids
 from crm_sync.erasure import forget_person
+from crm_sync.erasure_matching import DifferentPeople
 from crm_sync.identity import link_crm_record
 from crm_sync.normalise import rules_from_settings
 from crm_sync.pipeline import process_event
@@ -186,6 +187,41 @@ def test_nobody_found_erases_nothing(ops_runtime, people):
 
     assert not report.found and report.event_ids == []
     assert len(rows_of(ops_runtime, people.ivan)["values"]) > 0
+
+
+def test_an_email_and_a_phone_of_different_people_are_refused_and_nothing_is_erased(ops_runtime, people):
+    with pytest.raises(DifferentPeople) as refused:
+        forget(ops_runtime, email="ivan@example.com", phone="+7 903 111-22-33")
+
+    assert refused.value.candidates == {"email": [people.ivan], "phone": [people.olga]}
+    assert "erase each separately" in str(refused.value)
+    assert rows_of(ops_runtime, people.ivan)["values"] and rows_of(ops_runtime, people.olga)["values"]
+    with ops_runtime.sessions() as session:
+        assert session.scalars(select(Erasure)).all() == []
+
+
+def test_an_email_that_finds_nobody_with_a_phone_that_finds_someone_is_refused(ops_runtime, people):
+    with pytest.raises(DifferentPeople) as refused:
+        forget(ops_runtime, dry_run=True, email="typo@example.com", phone="+7 903 111-22-33")
+
+    assert refused.value.candidates == {"email": [], "phone": [people.olga]}
+
+
+def test_an_email_and_a_phone_of_the_same_person_are_erased_together(ops_runtime, people):
+    report = forget(ops_runtime, email="IVAN@example.com", phone="8 916 123 45 67")
+
+    assert report.contact_ids == [people.ivan] and report.event_ids == people.ivan_events
+
+
+def test_the_api_answers_409_with_the_candidates_for_an_email_and_a_phone_of_different_people(
+        ops_client, ops_runtime, people, admin_headers):
+    response = ops_client.post("/api/forget", json={"email": "ivan@example.com", "phone": "+7 903 111-22-33",
+                                                    "dry_run": False}, headers=admin_headers)
+
+    assert response.status_code == 409
+    assert (response.json["error"], response.json["candidates"]) == (
+        "different_people", {"email": [people.ivan], "phone": [people.olga]})
+    assert rows_of(ops_runtime, people.olga)["values"]
 
 
 def test_the_api_needs_the_admin_token_and_dry_runs_unless_told(ops_client, ops_runtime, people, admin_headers):

@@ -52,3 +52,14 @@ def test_forget_needs_an_email_or_a_phone(workdir):
     result = cli(workdir, "forget")
 
     assert result.returncode == 2 and "--email and/or --phone" in result.stderr
+
+
+def test_forget_refuses_an_email_and_a_phone_of_different_people(workdir):
+    store_requests(workdir, b'{"email": "anna@example.com", "name": "Anna"}', b'{"phone": "+79161234567"}')
+
+    result = cli(workdir, "forget", "--email", "anna@example.com", "--phone", "8 916 123-45-67")
+
+    assert result.returncode == 1 and "belong to different contacts (email: [1]; phone: [2])" in result.stderr
+    assert "erase each separately" in result.stderr
+    assert json.loads(cli(workdir, "forget", "--email", "anna@example.com", "--dry-run", "--json").stdout)[
+        "contact_ids"] == [1]
