@@ -119,7 +119,7 @@ def test_an_email_event_racing_an_email_and_phone_event_never_needs_a_merge(pg_s
     for n in range(20):
         email = f"person{n}@example.ru"
         event_ids += [pg_store.deliver(report(visitor(email=email))),
-                      pg_store.deliver(report(visitor(email=email, phone=f"+7916000{n:04d}")))]
+                      pg_store.deliver(report(visitor(email=email, phone=f"+7916100{n:04d}")))]
     process_concurrently(pg_store, event_ids)
     with pg_store.session() as session:
         assert session.scalar(select(func.count(Contact.id))) == 20
