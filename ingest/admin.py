@@ -9,7 +9,7 @@ from ingest.errors import ApiError, answer_503_while_the_database_is_down
 from ingest.event_admin import (
     BadFilter, EventFilter, event_detail, event_summary, events_page, purged_message, replay_events, replay_matching,
 )
-from ingest.providers.base import secrets_equal
+from ingest.providers.base import bearer_credentials, secrets_equal
 from ingest.runtime import Runtime
 from ingest.schema import FINAL_STATUSES, Event
 
@@ -26,9 +26,8 @@ def require_admin_token():
     token = _runtime().settings.admin_token
     if token is None:
         raise ApiError(403, "admin_disabled", "the admin API is closed: set admin_token or CRM_INGEST_ADMIN_TOKEN")
-    # The scheme name is case-insensitive (RFC 7235 section 2.1): "bearer" and "BEARER" are Bearer too.
-    scheme, _, credentials = request.headers.get("Authorization", "").strip().partition(" ")
-    if scheme.lower() != "bearer" or not secrets_equal(credentials.strip(), token.get_secret_value()):
+    given = bearer_credentials(request.headers.get("Authorization", ""))
+    if not secrets_equal(given, token.get_secret_value()):
         raise ApiError(401, "unauthorized", "send Authorization: Bearer <admin_token>")
 
 

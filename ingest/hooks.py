@@ -144,10 +144,10 @@ def _body(current: Request) -> bytes:
     from the server's own stream tells whether there was more.
     """
     body = current.get_data(cache=True)
-    limit = current.max_content_length
-    if current.content_length is None and limit is not None and len(body) >= limit \
-            and current.environ["wsgi.input"].read(1):
-        raise RequestEntityTooLarge()
+    if current.content_length is None:  # only then: the limit is looked up through the app, per request
+        limit = current.max_content_length
+        if limit is not None and len(body) >= limit and current.environ["wsgi.input"].read(1):
+            raise RequestEntityTooLarge()
     return body
 
 

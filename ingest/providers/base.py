@@ -145,6 +145,13 @@ def secrets_equal(given: str | bytes | None, expected: str | bytes | None) -> bo
     return hmac.compare_digest(given_b, expected_b)
 
 
+def bearer_credentials(authorization: str) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, the scheme in any case (RFC 7235 section 2.1); None
+    for another scheme or a value without one."""
+    scheme, space, token = authorization.strip().partition(" ")
+    return token.strip() if space and scheme.lower() == "bearer" else None
+
+
 def stable_hash(*parts: Any) -> str:
     """A short deterministic digest of JSON-able parts, for dedup keys."""
     # surrogatepass: a lone surrogate from a provider's JSON hashes too (valid text hashes as it always did)

@@ -10,7 +10,9 @@ from typing import Any
 from pydantic import SecretStr, model_validator
 
 from crm_sync.model import CanonicalRecord, Interaction, InteractionKind, Person, ProviderIdentity
-from ingest.providers.base import AuthenticationFailed, ParseError, Provider, RawRequest, secrets_equal
+from ingest.providers.base import (
+    AuthenticationFailed, ParseError, Provider, RawRequest, bearer_credentials, secrets_equal,
+)
 from ingest.settings import SourceSettings
 
 
@@ -82,8 +84,7 @@ def _kind(value: Any) -> InteractionKind:
 
 
 def _bearer_token(authorization: str) -> str:
-    """The token of `Bearer <token>`, the scheme in any case (RFC 7235), or a bare token as it is."""
-    scheme, space, token = authorization.strip().partition(" ")
-    if not space:
-        return scheme
-    return token.strip() if scheme.lower() == "bearer" else ""
+    """The token of `Bearer <token>`, or a bare token as it is."""
+    if " " not in authorization.strip():
+        return authorization.strip()
+    return bearer_credentials(authorization) or ""
