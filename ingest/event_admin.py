@@ -9,8 +9,9 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ingest.credential_mask import credentials_of, masked_bytes, masked_text
 from ingest.db import transaction
-from ingest.events import reset_for_replay
+from ingest.events import raw_request_of, reset_for_replay
 from ingest.listing import BadFilter, Page, filter_text, newest_first_page
 from ingest.runtime import Runtime
 from ingest.schema import FINAL_STATUSES, Event, EventStatus
@@ -82,11 +83,13 @@ def event_summary(event: Event) -> dict:
 
 
 def event_detail(event: Event) -> dict:
+    """The event with its raw request, credentials inside it masked (`crm-ingest replay` still uses the stored one)."""
     body = event.body or b""
+    credentials = credentials_of(event.provider, raw_request_of(event))
     try:
-        body_text, body_base64 = body.decode("utf-8"), None
+        body_text, body_base64 = masked_text(body.decode("utf-8"), credentials), None
     except UnicodeDecodeError:
-        body_text, body_base64 = None, base64.b64encode(body).decode("ascii")
+        body_text, body_base64 = None, base64.b64encode(masked_bytes(body, credentials)).decode("ascii")
     if event.purged_at is not None:  # removed, not empty
         body_text = None
     return {
@@ -94,7 +97,8 @@ def event_detail(event: Event) -> dict:
         "dedup_key": event.dedup_key, "enqueued_at": _iso(event.enqueued_at),
         "last_duplicate_at": _iso(event.last_duplicate_at),
         "request": {
-            "method": event.method, "path": event.path, "query_string": event.query_string,
+            "method": event.method, "path": event.path,
+            "query_string": masked_text(event.query_string, credentials),
             "headers": event.headers, "content_type": event.content_type, "remote_addr": event.remote_addr,
             "body_size": len(body), "body": body_text, "body_base64": body_base64,
         },

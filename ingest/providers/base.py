@@ -187,6 +187,11 @@ class Provider:
         """Canonical records for the stored request; ParseError or IgnoreEvent otherwise."""
         raise NotImplementedError
 
+    def credentials_in(self, request: RawRequest) -> list[str]:
+        """Credential values the stored request itself carries (in its query or body, which are kept byte-exact for
+        replay): masked wherever a stored request is shown."""
+        return []
+
     def parse_stored(self, request: RawRequest, event_id: int | None) -> list["CanonicalRecord"]:
         """parse() for the stored event with this id: for a provider that was answered the event's id (Roistat's
         order_id) and names it in later requests."""

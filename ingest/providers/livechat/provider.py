@@ -53,6 +53,10 @@ class LiveChatSettings(SourceSettings):
         return self
 
 
+# v3 bodies carry the webhook's secret_key; legacy ones may carry it too, and an agent's API access `token`.
+BODY_CREDENTIALS = ("secret_key", "token")
+
+
 class LiveChatProvider(Provider):
     name = "livechat"
     settings_model = LiveChatSettings
@@ -71,6 +75,10 @@ class LiveChatProvider(Provider):
                                            if source.basic_auth else "legacy webhook, but the source has no basic_auth")
         elif not (_secret_key_matches(body, source) or _basic_auth_matches(request, source)):
             raise AuthenticationFailed("body is not a LiveChat webhook and the request carries no credentials")
+
+    def credentials_in(self, request: RawRequest) -> list[str]:
+        body = _json_object_or_none(request) or {}
+        return [value for key in BODY_CREDENTIALS if isinstance(value := body.get(key), str) and value]
 
     def dedup_key(self, request: RawRequest) -> str:
         body = _json_object_or_none(request)

@@ -119,6 +119,10 @@ class RoistatProvider(Provider):
         if not (user_matches and token_matches):
             raise AuthenticationFailed("user or token does not match this source (token = md5(user + password))")
 
+    def credentials_in(self, request: RawRequest) -> list[str]:
+        token = merged_params(request).get("token", "")
+        return [token] if token else []
+
     def dedup_key(self, request: RawRequest) -> str:
         params = merged_params(request)
         action = action_of(params)
