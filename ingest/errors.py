@@ -39,7 +39,9 @@ def register_error_handlers(app: Flask) -> None:
         message = exc.description or exc.name
         if exc.code == 413:
             message = f"the body is larger than max_body_bytes ({app.config['MAX_CONTENT_LENGTH']} bytes)"
-        return error_response(exc.code or 500, HTTP_CODES.get(exc.code, "http_error"), message)
+        # werkzeug's own headers say how to succeed: Allow on a 405, Retry-After where it sets one.
+        kept = {name: value for name, value in exc.get_headers() if name.lower() != "content-type"}
+        return error_response(exc.code or 500, HTTP_CODES.get(exc.code, "http_error"), message, kept)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

@@ -34,8 +34,13 @@ log = logging.getLogger(__name__)
 hooks = Blueprint("hooks", __name__)
 
 
-@hooks.route("/hooks/<source_name>", methods=["GET", "POST"])
-@hooks.route("/hooks/<source_name>/<url_secret>", methods=["GET", "POST"])
+# Every method reaches the view, so that a method the provider does not use is answered (405 with Allow) and counted
+# per source like any other refusal; the router would refuse it unseen.
+ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+
+@hooks.route("/hooks/<source_name>", methods=ANY_METHOD)
+@hooks.route("/hooks/<source_name>/<url_secret>", methods=ANY_METHOD)
 def receive(source_name: str, url_secret: str | None = None):
     started = time.perf_counter()
     current = request._get_current_object()  # once: each read through the proxy looks the request up again
@@ -97,8 +102,9 @@ def _accept(runtime: Runtime, source: SourceSettings, provider: Provider, curren
             ) -> tuple[Reply, StoredEvent]:
     """Authenticate and store; the provider's reply and the stored event (the first one, for a redelivery)."""
     if current.method not in provider.methods:
-        raise ApiError(405, "method_not_allowed",
-                       f"{provider.name} webhooks use {', '.join(sorted(provider.methods))}, not {current.method}")
+        allowed = ", ".join(sorted(provider.methods))
+        raise ApiError(405, "method_not_allowed", f"{provider.name} webhooks use {allowed}, not {current.method}",
+                       headers={"Allow": allowed})
     raw = _raw_request(source, current)
     try:
         provider.authenticate(raw, source)

@@ -163,6 +163,21 @@ def test_a_method_the_provider_does_not_use_is_405_json(client, generic_headers)
     assert response.json["error"] == "method_not_allowed"
 
 
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
+def test_a_405_names_the_methods_the_provider_uses_and_is_counted(client, generic_headers, method):
+    before = _metric("crm_ingest_webhook_requests_total", source="generic-main", outcome="405")
+    response = client.open("/hooks/generic-main", method=method, headers=generic_headers)
+    assert (response.status_code, response.headers.get("Allow")) == (405, "GET, POST")
+    assert _metric("crm_ingest_webhook_requests_total", source="generic-main", outcome="405") == before + 1
+
+
+def test_a_405_of_the_admin_api_names_the_methods_its_route_takes(client, admin_headers):
+    response = client.delete("/api/events", headers=admin_headers)
+    assert response.status_code == 405
+    assert set(response.headers["Allow"].split(", ")) >= {"GET"}
+    assert response.json["error"] == "method_not_allowed"
+
+
 def test_every_error_body_is_json_with_code_and_message(client):
     response = client.get("/no/such/route")
     assert response.status_code == 404
