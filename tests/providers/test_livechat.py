@@ -162,8 +162,22 @@ def test_unparseable_body_with_the_right_basic_auth_is_stored_and_goes_dead(live
     assert "not valid JSON" in event.error_message
 
 
-def test_unparseable_body_without_basic_auth_gets_401(livechat):
-    response = post(livechat, b'{"action": "incoming_chat", "secret_key": "' + SECRET.encode() + b'", ')
+def test_unparseable_body_carrying_the_right_secret_key_is_stored_and_goes_dead(livechat):
+    response = post(livechat, b'{"action": "incoming_chat", "secret_key": "' + SECRET.encode() + b'", ',
+                    source=V3_ONLY)
+    assert response.status_code == 200
+    [event] = livechat.process_all()
+    assert (event.status, event.error_class) == ("dead", "parse_error")
+
+
+def test_unparseable_body_with_a_wrong_secret_key_gets_401(livechat):
+    response = post(livechat, b'{"action": "incoming_chat", "secret_key": "guess", ', source=V3_ONLY)
+    assert response.status_code == 401
+    assert livechat.events() == []
+
+
+def test_unparseable_body_without_any_credential_gets_401(livechat):
+    response = post(livechat, b'{"action": "incoming_chat", "chat": {')
     assert response.status_code == 401
     assert livechat.events() == []
 

@@ -62,6 +62,15 @@ def test_livechat_secret_key_in_a_v3_body_is_masked_when_shown(provider_harness)
     assert harness.event(1).body == body
 
 
+def test_livechat_secret_key_in_a_body_that_is_not_valid_json_is_masked_when_shown(provider_harness):
+    harness = provider_harness(LIVECHAT_SOURCES)
+    body = b'{"action": "incoming_chat", "secret_key": "' + SECRET.encode() + b'", "payload": {'
+    assert harness.client.post(f"/hooks/{V3_ONLY}", data=body, content_type="application/json").status_code == 200
+    shown = shown_request(harness)["body"]
+    assert SECRET not in shown
+    assert f'"secret_key": "{CREDENTIAL_MASK}"' in shown
+
+
 def test_livechat_agent_token_in_a_legacy_body_is_masked_when_shown(provider_harness):
     harness = provider_harness(LIVECHAT_SOURCES)
     body = payload("livechat/legacy_chat_started.json")

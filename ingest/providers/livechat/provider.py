@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
+import re
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -23,6 +25,7 @@ from ingest.settings import SourceSettings
 V3_ACTIONS = ("incoming_chat", "incoming_event", "chat_deactivated", "chat_transferred", "thread_tagged",
               "customer_session_fields_updated")
 LEGACY_EVENTS = ("chat_started", "chat_ended", "chat_changed", "visitor_queued", "ticket_created")
+_WRITTEN_SECRET_KEY = re.compile(r'"secret_key"\s*:\s*"((?:[^"\\]|\\.){1,1000})"')
 
 
 class LiveChatSettings(SourceSettings):
@@ -66,18 +69,20 @@ class LiveChatProvider(Provider):
     def authenticate(self, request: RawRequest, source: LiveChatSettings) -> None:
         body = _json_object_or_none(request)
         if body is not None and "action" in body:
-            if not _secret_key_matches(body, source):
+            if not _secret_key_matches(request, body, source):
                 raise AuthenticationFailed("v3 webhook without this source's secret_key in its body"
                                            if source.secret_key else "v3 webhook, but the source has no secret_key")
         elif body is not None and "event_type" in body:
             if not _basic_auth_matches(request, source):
                 raise AuthenticationFailed("legacy webhook without this source's Basic credentials"
                                            if source.basic_auth else "legacy webhook, but the source has no basic_auth")
-        elif not (_secret_key_matches(body, source) or _basic_auth_matches(request, source)):
+        elif not (_secret_key_matches(request, body, source) or _basic_auth_matches(request, source)):
             raise AuthenticationFailed("body is not a LiveChat webhook and the request carries no credentials")
 
     def credentials_in(self, request: RawRequest) -> list[str]:
-        body = _json_object_or_none(request) or {}
+        body = _json_object_or_none(request)
+        if body is None:
+            return [secret_key] if (secret_key := _secret_key_in(request, None)) else []
         return [value for key in BODY_CREDENTIALS if isinstance(value := body.get(key), str) and value]
 
     def dedup_key(self, request: RawRequest) -> str:
@@ -131,11 +136,26 @@ def _json_object_or_none(request: RawRequest) -> dict[str, Any] | None:
         return None
 
 
-def _secret_key_matches(body: dict[str, Any] | None, source: LiveChatSettings) -> bool:
-    given = body.get("secret_key") if body is not None else None
-    if source.secret_key is None or not isinstance(given, str):
+def _secret_key_matches(request: RawRequest, body: dict[str, Any] | None, source: LiveChatSettings) -> bool:
+    given = _secret_key_in(request, body)
+    if source.secret_key is None or given is None:
         return False
     return secrets_equal(given, source.secret_key.get_secret_value())
+
+
+def _secret_key_in(request: RawRequest, body: dict[str, Any] | None) -> str | None:
+    """The body's secret_key; also read from the text of a body that is not valid JSON (cut short, say), so that a
+    request proving itself is stored and replayable even when it cannot be parsed."""
+    if body is not None:
+        given = body.get("secret_key")
+        return given if isinstance(given, str) else None
+    written = _WRITTEN_SECRET_KEY.search(request.body.decode("utf-8", errors="replace"))
+    if written is None:
+        return None
+    try:
+        return json.loads(f'"{written.group(1)}"')
+    except ValueError:
+        return None
 
 
 def _basic_auth_matches(request: RawRequest, source: LiveChatSettings) -> bool:
