@@ -7,7 +7,8 @@ from crm_sync.schema import Delivery, DeliveryStatus
 from ingest.admin import require_admin_token
 from ingest.admin_params import ID, dry_run_of, json_object_body, page_body, page_parameters
 from ingest.delivery_admin import (
-    DeliveryFilter, deliveries_page, delivery_detail, delivery_summary, retry_deliveries, retry_matching,
+    DeliveryFilter, DestinationNotConfigured, deliveries_page, delivery_detail, delivery_summary, require_configured,
+    retry_deliveries, retry_matching,
 )
 from ingest.errors import ApiError, answer_503_while_the_database_is_down
 from ingest.listing import BadFilter
@@ -49,6 +50,7 @@ def deliveries_retry(delivery_id: int):
     runtime = _runtime()
     with runtime.sessions() as session:
         delivery = _delivery(session, delivery_id)
+    _require_configured(runtime, delivery.destination)
     if not retry_deliveries(runtime, [delivery_id]):
         raise ApiError(409, "not_retriable", f"delivery {delivery_id} is {delivery.status}; only "
                        f"{' and '.join(DeliveryStatus.RETRIABLE)} deliveries can be retried")
@@ -63,6 +65,15 @@ def deliveries_retry_matching():
         return jsonify(retry_matching(_runtime(), delivery_filter, dry_run_of(body)))
     except BadFilter as exc:
         raise ApiError(400, "bad_filter", str(exc)) from None
+    except DestinationNotConfigured as exc:
+        raise ApiError(409, "unknown_destination", str(exc)) from None
+
+
+def _require_configured(runtime: Runtime, name: str) -> None:
+    try:
+        require_configured(runtime, name)
+    except DestinationNotConfigured as exc:
+        raise ApiError(409, "unknown_destination", str(exc)) from None
 
 
 def _delivery(session, delivery_id: int) -> Delivery:

@@ -1,7 +1,8 @@
 """Listing, showing and retrying deliveries: the plain functions behind `/api/deliveries` and `crm-ingest deliveries`.
 
 A retry puts a failed or dead delivery back in the queue with a fresh retry budget; its attempt count goes on, so
-the CRM module looks for anything an earlier attempt wrote, and the drainer sends the store's current data.
+the CRM module looks for anything an earlier attempt wrote, and the drainer sends the store's current data. Only
+deliveries of a configured destination are retried: nothing would ever drain the others.
 """
 from __future__ import annotations
 
@@ -15,6 +16,19 @@ from ingest.db import transaction
 from ingest.listing import BadFilter, Page, filter_text, newest_first_page
 from ingest.runtime import Runtime
 from ingest.schema import utcnow
+
+
+class DestinationNotConfigured(LookupError):
+    """Retrying deliveries of a destination the configuration no longer has: they would stay pending forever."""
+
+    def __init__(self, name: str, configured: list[str]):
+        super().__init__(f"destination {name!r} is not configured (configured: {', '.join(configured) or 'none'}); "
+                         f"its deliveries cannot be retried until it is added back")
+
+
+def require_configured(runtime: Runtime, name: str | None) -> None:
+    if name is not None and name not in runtime.settings.destinations:
+        raise DestinationNotConfigured(name, sorted(runtime.settings.destinations))
 
 
 @dataclass(frozen=True)
@@ -42,10 +56,6 @@ def deliveries_page(session: Session, delivery_filter: DeliveryFilter, limit: in
                     ) -> Page:
     """Matching deliveries, newest first, with ids below `before`; the page's `next_before` leads to older ones."""
     return newest_first_page(session, delivery_filter.apply(select(Delivery)), Delivery.id, limit, before)
-
-
-def count_deliveries(session: Session, delivery_filter: DeliveryFilter) -> int:
-    return session.scalar(delivery_filter.apply(select(func.count(Delivery.id))))
 
 
 def delivery_summary(delivery: Delivery) -> dict:
@@ -86,7 +96,8 @@ def retry_deliveries(runtime: Runtime, delivery_ids: list[int]) -> list[int]:
     now = utcnow()
     with transaction(runtime.sessions) as session:
         rows = session.execute(
-            update(Delivery).where(Delivery.id.in_(delivery_ids), Delivery.status.in_(DeliveryStatus.RETRIABLE))
+            update(Delivery).where(Delivery.id.in_(delivery_ids), Delivery.status.in_(DeliveryStatus.RETRIABLE),
+                                   Delivery.destination.in_(sorted(runtime.settings.destinations)))
             .values(status=DeliveryStatus.PENDING, next_attempt_at=now, armed_at=now,
                     attempts_at_arming=Delivery.attempts, updated_at=now)
             .returning(Delivery.id, Delivery.destination)
@@ -96,14 +107,20 @@ def retry_deliveries(runtime: Runtime, delivery_ids: list[int]) -> list[int]:
 
 
 def retry_matching(runtime: Runtime, delivery_filter: DeliveryFilter, dry_run: bool, batch: int = 500) -> dict:
-    """Retry every failed or dead delivery matching the filter (dry run: only count them)."""
+    """Retry every failed or dead delivery matching the filter, of a configured destination (dry run: only count
+    them). A filter naming a destination that is not configured is refused (DestinationNotConfigured)."""
+    retriable = " or ".join(DeliveryStatus.RETRIABLE)
+    if not delivery_filter.status:
+        raise BadFilter(f"give status: {retriable} (only those deliveries can be retried)")
     if delivery_filter.status not in DeliveryStatus.RETRIABLE:
-        raise BadFilter(f"only {' and '.join(DeliveryStatus.RETRIABLE)} deliveries can be retried: give status")
+        raise BadFilter(f"deliveries with status {delivery_filter.status} cannot be retried: give status {retriable}")
+    require_configured(runtime, delivery_filter.destination)
+    configured = Delivery.destination.in_(sorted(runtime.settings.destinations))
     with runtime.sessions() as session:
-        matching = count_deliveries(session, delivery_filter)
+        matching = session.scalar(delivery_filter.apply(select(func.count(Delivery.id))).where(configured))
         if dry_run:
             return {"dry_run": True, "matching": matching, "retried": 0}
-        ids = list(session.scalars(delivery_filter.apply(select(Delivery.id)).order_by(Delivery.id)))
+        ids = list(session.scalars(delivery_filter.apply(select(Delivery.id)).where(configured).order_by(Delivery.id)))
     retried = sum(len(retry_deliveries(runtime, ids[start:start + batch])) for start in range(0, len(ids), batch))
     return {"dry_run": False, "matching": matching, "retried": retried}
 

@@ -20,6 +20,9 @@ from crm_sync.metrics import circuit_opened, rate_limit_waited
 from crm_sync.schema import DestinationState
 
 ESTIMATE_WEIGHT = 0.3   # how fast the calls-per-delivery estimate follows the latest batch
+# Past this many doublings any cool-down is at its max; a larger power of two would overflow a float after about
+# a thousand re-openings (11 days of a CRM down at the 900 s cap).
+MAX_COOLDOWN_DOUBLINGS = 30
 MAX_BATCH_LIMIT = 100   # the largest batch any CRM module takes
 
 
@@ -43,7 +46,9 @@ class BatchOutcome:
     rate_limited_for: float | None = None
     last_error: str | None = field(default=None)
 
-    def add(self, outcome: object) -> None:
+    def add(self, outcome: object, retry_in: float | None = None) -> None:
+        """One delivery's outcome; `retry_in`: when the engine tries it again (for a "not now" that gave no
+        delay, the engine's own choice is the destination's pause)."""
         self.deliveries += 1
         if not isinstance(outcome, DeliveryError):
             self.succeeded += 1
@@ -52,7 +57,7 @@ class BatchOutcome:
         if isinstance(outcome, PermanentError):
             return
         if outcome.asks_to_wait:
-            self.rate_limited_for = max(self.rate_limited_for or 0.0, outcome.retry_after or 0.0)
+            self.rate_limited_for = max(self.rate_limited_for or 0.0, outcome.retry_after or retry_in or 0.0)
         else:
             self.failed += 1
 
@@ -82,7 +87,8 @@ def record_batch(session: Session, settings: DestinationSettings, outcome: Batch
             state.circuit_opened += 1
             circuit_opened(settings.name)
             cooldown = min(settings.circuit_max_cooldown_seconds,
-                           settings.circuit_cooldown_seconds * 2 ** (state.circuit_opened - 1))
+                           settings.circuit_cooldown_seconds
+                           * 2 ** min(state.circuit_opened - 1, MAX_COOLDOWN_DOUBLINGS))
             state.circuit_open_until = now + timedelta(seconds=cooldown)
     if outcome.rate_limited_for:
         rate_limit_waited(settings.name, outcome.rate_limited_for, "crm")

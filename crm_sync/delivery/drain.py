@@ -10,7 +10,6 @@ import logging
 import math
 import ssl
 import time
-import traceback
 import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -25,16 +24,16 @@ from crm_sync.delivery.claims import claim_due, has_due
 from crm_sync.delivery.clock import SYSTEM_CLOCK, Clock
 from crm_sync.delivery.lease import LEASE_SECONDS, Heartbeat, release_lease, take_lease
 from crm_sync.delivery.ratelimit import MAX_CALL_WAIT_SECONDS, CallGate, RateLimitedTransport, seconds_until
-from crm_sync.delivery.results import record_outcomes
+from crm_sync.delivery.results import Outcome, record_outcomes
 from crm_sync.delivery.retry import RetryPolicy
 from crm_sync.delivery.snapshots import Claimed, build_requests
 from crm_sync.destinations import get_destination_class
-from crm_sync.destinations.base import DeliveryError, DeliveryResult, Destination, DestinationSettings, \
-    PermanentError, TransientError
+from crm_sync.destinations.base import DeliveryError, DeliveryRequest, DeliveryResult, Destination, \
+    DestinationSettings, PermanentError, TransientError, describe_exception
 from crm_sync.metrics import TimedTransport
 from crm_sync.schema import DeliveryStatus
 from crm_sync.observe import delivery_attempt_ended
-from ingest.db import transaction
+from ingest.db import database_unavailable, transaction
 
 log = logging.getLogger(__name__)
 DEFAULT_BATCH = 50
@@ -76,7 +75,7 @@ class Drainer:
         report = DrainReport(self.name)
         deadline = time.monotonic() + self.time_budget
         while True:
-            if not take_lease(self.sessions, self.name, self.owner, self.clock.now(), self.lease_seconds):
+            if not take_lease(self.sessions, self.name, self.owner, self.clock, self.lease_seconds):
                 report.stopped = "busy"
                 return report
             try:
@@ -107,13 +106,14 @@ class Drainer:
                 if lease.lost:
                     report.stopped = "busy"
                     return
+                # Built before anything is claimed: a module that fails to start must not strand claimed rows.
+                destination = destination or self._connect(gate, resources)
                 with transaction(self.sessions) as session:
                     size = self._batch_size(session, gate, report)
                     claimed = claim_due(session, self.name, self.clock.now(), size) if size else []
                 if not claimed:
                     report.stopped = "idle" if size else report.stopped
                     return
-                destination = destination or self._connect(gate, resources)
                 self._deliver(destination, claimed, gate, report)
             report.stopped = "budget"
 
@@ -156,14 +156,29 @@ class Drainer:
         results += [(item, None, PermanentError("no_contact", "the interaction has no contact to deliver"))
                     for item in claimed if item.delivery_id not in requests]
         now = self.clock.now()
-        statuses = record_outcomes(self.sessions, self.name, results, now, self.policy, self.primary_policy)
-        for item, request, outcome in results:
+        recorded, written = self._record(results, now)
+        for (item, request, outcome), (_, _, outcome_written) in zip(results, written):
+            status, retry_in = recorded[item.delivery_id]
             if request is not None:   # what the CRM said: the breaker's and the batch size's evidence
-                batch.add(outcome)
-            self._count(item, outcome, statuses[item.delivery_id], report)
+                batch.add(outcome, retry_in)
+            self._count(item, outcome_written, status, report)
         with transaction(self.sessions) as session:
             circuit.record_batch(session, self.settings, batch, now)
         report.batches += 1
+
+    def _record(self, results: list[tuple[Claimed, DeliveryRequest | None, Outcome]], now: datetime):
+        """Record the outcomes; if that fails for a reason other than the database being away (a bug, an answer
+        the store cannot hold), record an internal error for each delivery instead, so that none is left in flight
+        to be sent again and again, and its attempts count towards max_attempts. What was recorded, and how."""
+        try:
+            return record_outcomes(self.sessions, self.name, results, now, self.policy, self.primary_policy), results
+        except Exception as exc:
+            if database_unavailable(exc):
+                raise   # the rows stay in flight; the next drainer takes them again once the lease runs out
+            log.exception("destination %s: recording a batch's outcomes failed", self.name)
+            error = TransientError("internal_error", f"recording the outcome failed: {describe_exception(exc)}")
+            written = [(item, None, error) for item, _, _ in results]
+            return record_outcomes(self.sessions, self.name, written, now, self.policy, self.primary_policy), written
 
     def _call(self, destination: Destination, requests: list) -> list[DeliveryResult | DeliveryError]:
         if not requests:
@@ -177,7 +192,7 @@ class Drainer:
             return [exc] * len(requests)
         except Exception as exc:  # a bug in a CRM module: retried like an outage, replayable after the fix
             log.exception("destination %s: deliver_batch failed", self.name)
-            return [TransientError("internal_error", _describe(exc))] * len(requests)
+            return [TransientError("internal_error", describe_exception(exc))] * len(requests)
 
     def _count(self, item: Claimed, outcome, status: str | None, report: DrainReport) -> None:
         delivery_attempt_ended(self.name, item, outcome, status)  # one log line per attempt, and the metrics
@@ -196,9 +211,3 @@ def tls_context() -> ssl.SSLContext:
     """One verifying TLS context per process (httpx's default, SSL_CERT_FILE honoured): building one loads the CA
     bundle, which costs more than a CRM call."""
     return httpx.create_ssl_context()
-
-
-def _describe(exc: BaseException) -> str:
-    frames = traceback.extract_tb(exc.__traceback__)
-    where = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
-    return f"{type(exc).__name__}: {exc}{where}"

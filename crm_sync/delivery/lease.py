@@ -4,6 +4,9 @@ Taking it is one conditional UPDATE (free, expired, or already ours), so two dra
 Holding it serialises a destination's deliveries, which the search-then-create CRM modules rely on to never create
 one person twice. A heartbeat thread keeps it while a slow batch runs; a drainer that dies stops renewing, and the
 lease runs out for the next one, who claims the orphaned in-flight deliveries again.
+
+Its end is set and compared by the database's clock, the one clock every worker shares: a worker whose own clock
+runs ahead must not see another's lease as run out.
 """
 from __future__ import annotations
 
@@ -11,12 +14,13 @@ import logging
 import threading
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, update
+from sqlalchemy import DateTime, func, or_, update
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql import ColumnElement
 
 from crm_sync.delivery.clock import Clock
 from crm_sync.schema import DestinationState
-from ingest.db import insert_for, transaction
+from ingest.db import dialect_of, insert_for, transaction
 
 # A worker that dies holds its destinations up for at most this long; renewed every quarter of it, the lease
 # survives three failed renewals in a row (a database hiccup of up to 15 s).
@@ -29,27 +33,38 @@ def ensure_state(session: Session, name: str, now: datetime) -> None:
                     .on_conflict_do_nothing(index_elements=["destination"]))
 
 
-def take_lease(sessions: sessionmaker[Session], name: str, owner: str, now: datetime,
+def database_now(session: Session, clock: Clock, plus_seconds: float = 0.0) -> ColumnElement:
+    """The database's time `plus_seconds` on, as SQL. A test clock's skipped time (`Clock.skipped_seconds`) is added,
+    so that a jump of virtual time runs leases out too. SQLite compares the column's text, so there it is written
+    in the column's own format ('YYYY-MM-DD HH:MM:SS.ffffff', UTC; SQLite's clock has milliseconds)."""
+    seconds = clock.skipped_seconds() + plus_seconds
+    if dialect_of(session) == "sqlite":
+        return func.strftime("%Y-%m-%d %H:%M:%f", "now", f"{seconds:+.6f} seconds").concat("000")
+    return func.clock_timestamp(type_=DateTime(timezone=True)) + timedelta(seconds=seconds)
+
+
+def take_lease(sessions: sessionmaker[Session], name: str, owner: str, clock: Clock,
                seconds: float = LEASE_SECONDS) -> bool:
     with transaction(sessions) as session:
+        now = clock.now()
         ensure_state(session, name, now)
         result = session.execute(
             update(DestinationState)
             .where(DestinationState.destination == name,
-                   or_(DestinationState.lease_until.is_(None), DestinationState.lease_until <= now,
-                       DestinationState.lease_owner == owner))
-            .values(lease_owner=owner, lease_until=now + timedelta(seconds=seconds), updated_at=now))
+                   or_(DestinationState.lease_until.is_(None), DestinationState.lease_until <= database_now(
+                       session, clock), DestinationState.lease_owner == owner))
+            .values(lease_owner=owner, lease_until=database_now(session, clock, seconds), updated_at=now))
         return result.rowcount == 1
 
 
-def renew_lease(sessions: sessionmaker[Session], name: str, owner: str, now: datetime,
+def renew_lease(sessions: sessionmaker[Session], name: str, owner: str, clock: Clock,
                 seconds: float = LEASE_SECONDS) -> bool:
     """False if the lease is no longer ours (it ran out and another drainer took it)."""
     with transaction(sessions) as session:
         result = session.execute(
             update(DestinationState)
             .where(DestinationState.destination == name, DestinationState.lease_owner == owner)
-            .values(lease_until=now + timedelta(seconds=seconds)))
+            .values(lease_until=database_now(session, clock, seconds)))
         return result.rowcount == 1
 
 
@@ -86,7 +101,7 @@ class Heartbeat:
     def _run(self) -> None:
         while not self._stop.wait(self.seconds / 4):
             try:
-                if not renew_lease(self.sessions, self.name, self.owner, self.clock.now(), self.seconds):
+                if not renew_lease(self.sessions, self.name, self.owner, self.clock, self.seconds):
                     log.warning("destination %s: the drain lease was lost; results are recorded only for "
                                 "deliveries still ours", self.name)
                     self._lost.set()

@@ -11,7 +11,7 @@ import logging
 import random
 import time
 from datetime import datetime, timedelta
-from typing import Callable, TypeVar
+from typing import Callable, NamedTuple, TypeVar
 
 from sqlalchemy import Row, bindparam, select, update
 from sqlalchemy.exc import OperationalError
@@ -32,6 +32,13 @@ MAX_MESSAGE = 4000
 
 
 Outcome = DeliveryResult | DeliveryError
+
+
+class Recorded(NamedTuple):
+    status: str | None             # the delivery's new status; None: no longer ours, nothing written
+    retry_in: float | None = None  # failed: seconds until its next attempt
+
+
 IDENTITIES = ContactIdentity.__table__
 _KNOWN_LINKS = select(IDENTITIES.c.contact_id, IDENTITIES.c.value, IDENTITIES.c.url).where(
     IDENTITIES.c.kind == bindparam("kind"), IDENTITIES.c.value.in_(bindparam("values", expanding=True)))
@@ -44,22 +51,24 @@ _SUCCESS_UPDATE = update(DELIVERIES).where(DELIVERIES.c.id == bindparam("b_id"))
     status=bindparam("b_status"), next_attempt_at=bindparam("b_next_attempt_at"),
     delivered_revision=bindparam("b_revision"), succeeded_at=bindparam("b_now"), updated_at=bindparam("b_now"),
     crm_contact_id=bindparam("b_crm_contact_id"), crm_interaction_id=bindparam("b_crm_interaction_id"),
-    crm_url=bindparam("b_crm_url"), last_status=None, last_error_class=None, last_error=None)
+    crm_url=bindparam("b_crm_url"), attempts_at_arming=bindparam("b_attempts_at_arming"),
+    armed_at=bindparam("b_armed_at"), last_status=None, last_error_class=None, last_error=None)
 _FAILURE_UPDATE = update(DELIVERIES).where(DELIVERIES.c.id == bindparam("b_id")).values(
     status=bindparam("b_status"), next_attempt_at=bindparam("b_next_attempt_at"), updated_at=bindparam("b_now"),
-    attempts_at_arming=bindparam("b_attempts_at_arming"), last_status=bindparam("b_last_status"),
-    last_error_class=bindparam("b_last_error_class"), last_error=bindparam("b_last_error"))
+    attempts_at_arming=bindparam("b_attempts_at_arming"), armed_at=bindparam("b_armed_at"),
+    last_status=bindparam("b_last_status"), last_error_class=bindparam("b_last_error_class"),
+    last_error=bindparam("b_last_error"))
 
 
 def record_outcomes(sessions: sessionmaker[Session], name: str,
                     outcomes: list[tuple[Claimed, DeliveryRequest | None, Outcome]], now: datetime,
-                    policy: RetryPolicy, primary_policy: str = "keep_first") -> dict[int, str | None]:
-    """Record a batch's outcomes in one transaction; each delivery's new status (None: no longer ours).
+                    policy: RetryPolicy, primary_policy: str = "keep_first") -> dict[int, Recorded]:
+    """Record a batch's outcomes in one transaction; what became of each delivery.
 
     A fixed number of statements whatever the batch size: the links in one upsert, the deliveries locked in one
     SELECT and written in one executemany per kind of outcome.
     """
-    def write(session: Session) -> dict[int, str | None]:
+    def write(session: Session) -> dict[int, Recorded]:
         _link_records(session, name, [(request, outcome) for _, request, outcome in outcomes
                                       if isinstance(outcome, DeliveryResult)], primary_policy)
         return _record_statuses(session, outcomes, now, policy)
@@ -99,22 +108,24 @@ def _link_records(session: Session, name: str, done: list[tuple[DeliveryRequest,
 
 
 def _record_statuses(session: Session, outcomes: list[tuple[Claimed, DeliveryRequest | None, Outcome]],
-                     now: datetime, policy: RetryPolicy) -> dict[int, str | None]:
+                     now: datetime, policy: RetryPolicy) -> dict[int, Recorded]:
     """Lock the batch's deliveries (in id order), decide each one's new state, write them; a delivery that is no
     longer in flight with this drain's attempt (another drainer took it over) is left as it is."""
     rows = {row.id: row for row in session.execute(_LOCK_DELIVERIES, {
         "ids": sorted({claimed.delivery_id for claimed, _, _ in outcomes})})}
-    statuses: dict[int, str | None] = {}
+    statuses: dict[int, Recorded] = {}
     writes: dict[bool, list[dict]] = {True: [], False: []}
     for claimed, _, outcome in outcomes:
         row = rows.get(claimed.delivery_id)
         if row is None or row.status != DeliveryStatus.IN_FLIGHT or row.attempts != claimed.attempt:
-            statuses[claimed.delivery_id] = None
+            statuses[claimed.delivery_id] = Recorded(None)
             continue
         succeeded = isinstance(outcome, DeliveryResult)
         values = _success(row, claimed, outcome, now) if succeeded else _failure(row, claimed, outcome, now, policy)
         writes[succeeded].append(values)
-        statuses[claimed.delivery_id] = values["b_status"]
+        due = values["b_next_attempt_at"]
+        retry_in = (due - now).total_seconds() if values["b_status"] == DeliveryStatus.FAILED else None
+        statuses[claimed.delivery_id] = Recorded(values["b_status"], retry_in)
     for succeeded, values in writes.items():
         if values:
             session.execute(_SUCCESS_UPDATE if succeeded else _FAILURE_UPDATE, values)
@@ -122,10 +133,13 @@ def _record_statuses(session: Session, outcomes: list[tuple[Claimed, DeliveryReq
 
 
 def _success(row: Row, claimed: Claimed, result: DeliveryResult, now: datetime) -> dict:
-    """Succeeded, or pending again (keeping its due time) if a newer revision came while it was in flight."""
+    """Succeeded, or pending again (keeping its due time) if a newer revision came while it was in flight: that one
+    starts a retry budget of its own, as planning gives a revision that comes after a finished one."""
     newer = row.revision > claimed.revision
+    arming, armed_at = (row.attempts, now) if newer else (row.attempts_at_arming, row.armed_at)
     return {"b_id": row.id, "b_status": DeliveryStatus.PENDING if newer else DeliveryStatus.SUCCEEDED,
             "b_next_attempt_at": row.next_attempt_at if newer else None, "b_revision": claimed.revision,
+            "b_attempts_at_arming": arming, "b_armed_at": armed_at,
             "b_now": now, "b_crm_contact_id": _text(result.contact_record_id),
             "b_crm_interaction_id": _text(result.interaction_record_id), "b_crm_url": result.record_url}
 
@@ -135,11 +149,12 @@ def _failure(row: Row, claimed: Claimed, error: DeliveryError, now: datetime, po
     # round's budget by moving the round's start. `attempts` itself keeps counting, because a module looks for its
     # own earlier write whenever attempt > 1 and a throttled call may follow a write that landed in the same attempt.
     given_back = 1 if error.asks_to_wait else 0
-    arming = row.attempts_at_arming + given_back
+    arming, armed_at = row.attempts_at_arming + given_back, row.armed_at
     in_round, age = row.attempts - arming, (now - row.armed_at).total_seconds()
     message = error.message
     if isinstance(error, PermanentError) and row.revision > claimed.revision:
-        status, next_attempt_at = DeliveryStatus.PENDING, now   # the newer data may be acceptable
+        # The newer data may be acceptable; it starts a retry budget of its own.
+        status, next_attempt_at, arming, armed_at = DeliveryStatus.PENDING, now, row.attempts, now
     elif isinstance(error, PermanentError):
         status, next_attempt_at = DeliveryStatus.DEAD, None
     elif policy.gives_up(in_round, age, counts_attempts=not given_back):
@@ -149,10 +164,18 @@ def _failure(row: Row, claimed: Claimed, error: DeliveryError, now: datetime, po
                    f"max_age_seconds {policy.max_age_seconds:g}): {error.message}")
     else:
         status = DeliveryStatus.FAILED
-        next_attempt_at = now + timedelta(seconds=policy.delay(in_round, error.retry_after))
+        next_attempt_at = now + timedelta(seconds=_retry_delay(error, in_round, age, policy))
     return {"b_id": row.id, "b_status": status, "b_next_attempt_at": next_attempt_at, "b_now": now,
-            "b_attempts_at_arming": arming, "b_last_status": error.status, "b_last_error_class": error.reason[:64],
-            "b_last_error": message[:MAX_MESSAGE]}
+            "b_attempts_at_arming": arming, "b_armed_at": armed_at, "b_last_status": error.status,
+            "b_last_error_class": error.reason[:64], "b_last_error": message[:MAX_MESSAGE]}
+
+
+def _retry_delay(error: DeliveryError, in_round: int, age: float, policy: RetryPolicy) -> float:
+    """A "not now" without a delay (a 429 with no Retry-After) grows its wait with the round's age, as its attempts
+    are not counted; the drain pauses the whole destination for it as for a Retry-After."""
+    if error.asks_to_wait and not error.retry_after:
+        return policy.not_now_delay(in_round, age)
+    return policy.delay(in_round, error.retry_after)
 
 
 def _text(value: object) -> str | None:

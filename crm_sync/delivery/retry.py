@@ -5,9 +5,11 @@ strategies are asked one question each time a transient failure is recorded, fro
 """
 from __future__ import annotations
 
+import math
+import random
 from dataclasses import dataclass
 
-from tenacity import RetryCallState, stop_after_attempt, stop_after_delay, wait_random_exponential
+from tenacity import RetryCallState, stop_after_attempt, stop_after_delay, wait_exponential, wait_random_exponential
 
 from crm_sync.destinations.base import DestinationSettings
 
@@ -37,6 +39,17 @@ class RetryPolicy:
         sooner than the CRM asked for."""
         backoff = wait_random_exponential(multiplier=self.initial_seconds, max=self.max_seconds)
         return max(backoff(_state(attempts, 0.0)), retry_after or 0.0)
+
+    def not_now_delay(self, attempts: int, waited_seconds: float) -> float:
+        """Seconds until the next attempt after a CRM's "not now" that did not say for how long. Such answers count
+        no attempt, so the window grows with the time this round has been waiting instead (the largest doubling of
+        the first window not past it, capped), and the wait is at least half of it: each one is longer, about,
+        than the last, and none is an immediate retry."""
+        grown = 1 + math.floor(math.log2(waited_seconds / self.initial_seconds)) \
+            if waited_seconds >= self.initial_seconds else 1
+        window = wait_exponential(multiplier=self.initial_seconds, max=self.max_seconds)(
+            _state(max(attempts, grown), 0.0))
+        return random.uniform(window / 2, window)
 
 
 def _state(attempts: int, age_seconds: float) -> RetryCallState:

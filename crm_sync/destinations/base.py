@@ -7,7 +7,10 @@ the CRM stored the record finds that record instead of creating a second one.
 """
 from __future__ import annotations
 
+import logging
+import math
 import re
+import traceback
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
@@ -15,13 +18,27 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+log = logging.getLogger(__name__)
+# The longest wait a CRM can ask for: a larger Retry-After (or rate-limit reset) is a CRM's or a proxy's bug, and
+# taken as it is it would overflow the schedule's dates or park the delivery past its max age.
+MAX_RETRY_AFTER_SECONDS = 86_400.0
+
+
+def sane_retry_after(seconds: float | None) -> float | None:
+    """A requested wait as the engine can schedule it: None if absent or meaningless (not a finite number, negative),
+    at most MAX_RETRY_AFTER_SECONDS."""
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return None
+    return min(float(seconds), MAX_RETRY_AFTER_SECONDS)
+
 
 class DeliveryError(Exception):
     """A failed call to a CRM. `reason` is a machine class: auth, validation, rate_limit, crm_unavailable, …"""
 
     def __init__(self, reason: str, message: str, retry_after: float | None = None, status: int | None = None):
         super().__init__(message)
-        self.reason, self.message, self.retry_after, self.status = reason, message, retry_after, status
+        self.reason, self.message, self.status = reason, message, status
+        self.retry_after = sane_retry_after(retry_after)   # every module's waits pass here, header or body
 
     @property
     def asks_to_wait(self) -> bool:
@@ -208,4 +225,15 @@ class Destination:
                 results.append(self.deliver(request))
             except DeliveryError as exc:
                 results.append(exc)
+            except Exception as exc:  # a bug in the module: only this delivery fails; the others' writes stand
+                log.exception("destination %s: delivery %s failed unexpectedly", self.settings.name,
+                              request.idempotency_key)
+                results.append(TransientError("internal_error", describe_exception(exc)))
         return results
+
+
+def describe_exception(exc: BaseException) -> str:
+    """An unexpected exception as a delivery's error message: its type, text and the line that raised it."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
+    return f"{type(exc).__name__}: {exc}{where}"

@@ -21,6 +21,7 @@ from crm_sync.destinations.base import (
     Destination,
     PermanentError,
     TransientError,
+    sane_retry_after,
 )
 
 Classifier = Callable[[httpx.Response, str], DeliveryError | None]
@@ -28,19 +29,20 @@ _BODY_EXCERPT = 300
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
-    """`Retry-After` as seconds from now: either delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
+    """`Retry-After` as seconds from now: either delta-seconds or an HTTP date (RFC 9110 §10.2.3). None when absent
+    or meaningless (negative, not finite); at most a day (MAX_RETRY_AFTER_SECONDS), whatever the CRM says."""
     value = response.headers.get("retry-after", "").strip()
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        return sane_retry_after(float(value))
     except ValueError:
         pass
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
-    return max(0.0, when.timestamp() - time.time())
+    return sane_retry_after(max(0.0, when.timestamp() - time.time()))   # a date gone by: now
 
 
 def json_or_none(response: httpx.Response) -> Any:

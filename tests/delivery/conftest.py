@@ -39,10 +39,14 @@ CLIENT_TIMEOUT = 5.0
 
 
 class VirtualClock(Clock):
-    """Real time plus an offset that `sleep` and `advance` grow: time still flows, waiting costs nothing."""
+    """Real time plus an offset that `sleep` and `advance` grow: time still flows, waiting costs nothing.
+
+    Time skipped by `sleep` and `advance` passes for the database too (a lease runs out); setting `offset` directly
+    instead stands for a machine whose clock is wrong."""
 
     def __init__(self) -> None:
         self.offset = 0.0
+        self.skipped = 0.0
         self._lock = threading.Lock()
 
     def now(self) -> datetime:
@@ -54,6 +58,10 @@ class VirtualClock(Clock):
     def advance(self, seconds: float) -> None:
         with self._lock:
             self.offset += max(0.0, seconds)
+            self.skipped += max(0.0, seconds)
+
+    def skipped_seconds(self) -> float:
+        return self.skipped
 
     def advance_to(self, moment: datetime) -> None:
         self.advance((moment - self.now()).total_seconds() + 0.001)

@@ -94,6 +94,51 @@ def test_retry_by_filter_refuses_what_cannot_be_retried(harness, admin_headers):
         assert (response.status_code, response.json["error"]) == (400, "bad_filter"), body
 
 
+def test_retry_by_filter_names_the_status_given_and_those_it_accepts(harness, admin_headers):
+    response = harness.client.post("/api/deliveries/retry", json={"status": "pending"}, headers=admin_headers)
+
+    assert (response.status_code, response.json["error"]) == (400, "bad_filter")
+    assert "status pending cannot be retried" in response.json["message"]
+    assert "failed or dead" in response.json["message"]
+
+
+@pytest.fixture
+def unconfigured(harness, hubspot_fake, database_url, make_harness_on) -> tuple[Harness, int]:
+    """The same database after NAME was removed from the configuration, and its dead delivery's id."""
+    dead, _ = with_dead_and_succeeded(harness, hubspot_fake)
+    return make_harness_on(database_url, {}), dead
+
+
+def test_a_delivery_of_a_destination_no_longer_configured_is_not_retried(unconfigured, admin_headers):
+    harness, dead = unconfigured
+
+    response = harness.client.post(f"/api/deliveries/{dead}/retry", headers=admin_headers)
+
+    assert (response.status_code, response.json["error"]) == (409, "unknown_destination")
+    assert f"destination '{NAME}' is not configured" in response.json["message"]
+    assert harness.delivery(dead).status == DeliveryStatus.DEAD
+
+
+def test_retry_by_filter_naming_a_destination_no_longer_configured_is_refused(unconfigured, admin_headers):
+    harness, dead = unconfigured
+    body = {"status": "dead", "destination": NAME, "dry_run": False}
+
+    response = harness.client.post("/api/deliveries/retry", json=body, headers=admin_headers)
+
+    assert (response.status_code, response.json["error"]) == (409, "unknown_destination")
+    assert harness.delivery(dead).status == DeliveryStatus.DEAD
+
+
+def test_retry_by_status_leaves_deliveries_of_destinations_no_longer_configured_alone(unconfigured, admin_headers):
+    harness, dead = unconfigured
+
+    response = harness.client.post("/api/deliveries/retry", json={"status": "dead", "dry_run": False},
+                                   headers=admin_headers)
+
+    assert (response.status_code, response.json) == (200, {"dry_run": False, "matching": 0, "retried": 0})
+    assert harness.delivery(dead).status == DeliveryStatus.DEAD
+
+
 def test_the_deliveries_api_needs_the_admin_token(harness):
     assert harness.client.get("/api/deliveries").status_code == 401
     assert harness.client.post("/api/deliveries/1/retry", headers={"Authorization": "Bearer x"}).status_code == 401
@@ -169,3 +214,18 @@ def test_the_cli_refuses_to_retry_a_delivery_that_is_not_failed_or_dead(cli_harn
 
     assert result.returncode == 1 and result.stdout == ""
     assert f"delivery {succeeded} is succeeded; only failed and dead" in result.stderr
+
+
+@pytest.mark.parametrize("how", [("--id", "{dead}"), ("--status", "dead", "--destination", NAME)],
+                         ids=["by-id", "by-filter"])
+def test_the_cli_refuses_to_retry_deliveries_of_a_destination_no_longer_configured(cli_harness, hubspot_fake,
+                                                                                  make_settings, tmp_path, how):
+    dead, _ = with_dead_and_succeeded(cli_harness, hubspot_fake)
+    settings = make_settings(cli_harness.runtime.settings.database_url, sources=PROVIDER_SOURCES, destinations={})
+    write_config(tmp_path / "crm-ingest.toml", settings)
+
+    result = cli(tmp_path, "deliveries", "retry", *[arg.format(dead=dead) for arg in how])
+
+    assert result.returncode == 1 and result.stdout == ""
+    assert f"destination '{NAME}' is not configured" in result.stderr
+    assert cli_harness.delivery(dead).status == DeliveryStatus.DEAD

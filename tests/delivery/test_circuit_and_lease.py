@@ -6,12 +6,15 @@ import time
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import update
 
 from crm_sync.delivery.clock import SYSTEM_CLOCK
-from crm_sync.delivery.lease import LEASE_SECONDS, Heartbeat, take_lease
-from crm_sync.schema import DeliveryStatus
+from crm_sync.delivery.engine import DeliveryEngine
+from crm_sync.delivery.lease import LEASE_SECONDS, Heartbeat, ensure_state, take_lease
+from crm_sync.schema import DeliveryStatus, DestinationState
+from ingest.db import transaction
 from tests.contacts.provider_requests import jivo_chat
-from tests.delivery.conftest import hubspot_settings
+from tests.delivery.conftest import VirtualClock, hubspot_settings
 
 NAME = "hubspot-main"
 
@@ -76,9 +79,25 @@ def test_a_failed_trial_opens_the_circuit_again_for_twice_as_long(harness, hubsp
     assert timedelta(seconds=90) < state.circuit_open_until - harness.clock.now() <= timedelta(seconds=120)
 
 
+def test_a_circuit_reopened_a_thousand_times_pauses_for_the_max_cooldown(harness, hubspot_fake):
+    harness.receive(jivo_chat(425, phone="+79161230425"))
+    hubspot_fake.faults.server_error_rate = 1.0
+    with transaction(harness.runtime.sessions) as session:   # eleven days of a CRM down at the 600 s cap
+        ensure_state(session, NAME, harness.clock.now())
+        session.execute(update(DestinationState).where(DestinationState.destination == NAME)
+                        .values(consecutive_failures=3, circuit_opened=1024))
+    before = harness.clock.now()
+
+    harness.drain(NAME)
+
+    state = harness.state(NAME)
+    assert state.circuit_opened == 1025
+    assert before + timedelta(seconds=600) <= state.circuit_open_until <= harness.clock.now() + timedelta(seconds=600)
+
+
 def test_a_destination_leased_by_another_drainer_is_left_alone(harness, hubspot_fake):
     harness.receive(jivo_chat(430, phone="+79161230400"))
-    assert take_lease(harness.runtime.sessions, NAME, "another-worker", harness.clock.now())
+    assert take_lease(harness.runtime.sessions, NAME, "another-worker", harness.clock)
 
     report = harness.drain(NAME)
 
@@ -88,7 +107,7 @@ def test_a_destination_leased_by_another_drainer_is_left_alone(harness, hubspot_
 
 def test_a_lease_whose_holder_died_runs_out_and_the_next_drainer_takes_over(harness, hubspot_fake):
     harness.receive(jivo_chat(431, phone="+79161230401"))
-    assert take_lease(harness.runtime.sessions, NAME, "a-worker-that-died", harness.clock.now())
+    assert take_lease(harness.runtime.sessions, NAME, "a-worker-that-died", harness.clock)
     harness.clock.advance(LEASE_SECONDS + 1)
 
     report = harness.drain(NAME)
@@ -98,7 +117,7 @@ def test_a_lease_whose_holder_died_runs_out_and_the_next_drainer_takes_over(harn
 
 def test_a_heartbeat_keeps_renewing_the_lease_while_its_drainer_works(harness):
     sessions, seconds = harness.runtime.sessions, 0.4
-    assert take_lease(sessions, NAME, "a-slow-drainer", SYSTEM_CLOCK.now(), seconds)
+    assert take_lease(sessions, NAME, "a-slow-drainer", SYSTEM_CLOCK, seconds)
     first_expiry = harness.state(NAME).lease_until
 
     with Heartbeat(sessions, NAME, "a-slow-drainer", SYSTEM_CLOCK, seconds) as heartbeat:
@@ -110,14 +129,36 @@ def test_a_heartbeat_keeps_renewing_the_lease_while_its_drainer_works(harness):
 
 def test_a_heartbeat_that_finds_another_owner_says_the_lease_is_lost(harness):
     sessions, seconds = harness.runtime.sessions, 0.4
-    assert take_lease(sessions, NAME, "a-paused-drainer", SYSTEM_CLOCK.now(), seconds)
+    assert take_lease(sessions, NAME, "a-paused-drainer", SYSTEM_CLOCK, seconds)
+    later = VirtualClock()
+    later.advance(2 * seconds)
     with Heartbeat(sessions, NAME, "a-paused-drainer", SYSTEM_CLOCK, seconds) as heartbeat:
         # As if the process had been paused past the lease's end and another drainer had taken over.
-        assert take_lease(sessions, NAME, "the-next-drainer", SYSTEM_CLOCK.now() + timedelta(seconds=2 * seconds))
+        assert take_lease(sessions, NAME, "the-next-drainer", later)
         time.sleep(seconds)
 
     assert heartbeat.lost
     assert harness.state(NAME).lease_owner == "the-next-drainer"
+
+
+def test_a_worker_whose_clock_runs_ahead_does_not_take_a_lease_that_has_not_run_out(harness, hubspot_fake):
+    harness.receive(jivo_chat(432, phone="+79161230432"))
+    assert take_lease(harness.runtime.sessions, NAME, "a-worker-on-time", SYSTEM_CLOCK)
+    ahead = VirtualClock()
+    ahead.offset = LEASE_SECONDS + 5   # this machine's clock is wrong; no time has passed
+
+    report = DeliveryEngine(harness.runtime.settings, harness.runtime.sessions, clock=ahead).drain(NAME)
+
+    assert (report.stopped, len(hubspot_fake.calls)) == ("busy", 0)
+
+
+def test_a_worker_whose_clock_runs_behind_takes_over_a_lease_that_has_run_out(harness):
+    assert take_lease(harness.runtime.sessions, NAME, "a-worker-that-died", SYSTEM_CLOCK, seconds=0)
+    behind = VirtualClock()
+    behind.offset = -60.0
+
+    assert take_lease(harness.runtime.sessions, NAME, "a-worker-behind", behind)
+    assert harness.state(NAME).lease_owner == "a-worker-behind"
 
 
 def test_two_drainers_at_once_never_deliver_the_same_batch_twice(make_harness, hubspot_fake, database_url):

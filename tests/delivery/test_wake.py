@@ -27,7 +27,7 @@ def engine(harness):
 def test_the_sweep_wakes_destinations_with_due_work_and_nobody_draining_them(harness, engine):
     harness.receive(jivo_chat(801, phone="+79161230801"))
     harness.drain("pipedrive")   # nothing left to do there
-    assert take_lease(harness.runtime.sessions, "kommo", "a-busy-drainer", harness.clock.now())
+    assert take_lease(harness.runtime.sessions, "kommo", "a-busy-drainer", harness.clock)
 
     assert engine.due() == ["hubspot-main", "kommo"]
     assert engine.schedule() == ["hubspot-main"]
@@ -58,7 +58,7 @@ def test_a_delivery_left_in_flight_by_a_dead_drainer_is_due_again(harness, engin
 
 def test_processing_wakes_only_the_destinations_that_got_new_work(harness, engine):
     assert harness.receive(jivo_chat(804, phone="+79161230804")) == {"hubspot-main", "kommo", "pipedrive"}
-    assert take_lease(harness.runtime.sessions, "kommo", "a-busy-drainer", harness.clock.now())
+    assert take_lease(harness.runtime.sessions, "kommo", "a-busy-drainer", harness.clock)
 
     assert engine.wake({"hubspot-main", "kommo"}) == ["hubspot-main"]
     assert harness.receive(jivo_chat(804, phone="+79161230804")) == set()   # a redelivery: no new work
