@@ -4,6 +4,8 @@ A problem names the URL's scheme only, never the URL: it may carry a password.
 """
 from __future__ import annotations
 
+import re
+
 # The brokers the deployment guide covers: Redis, RabbitMQ (AMQP) and kombu's file-system transport (the embedded
 # default).
 SUPPORTED_BROKERS = ("redis", "rediss", "amqp", "amqps", "pyamqp", "filesystem")
@@ -48,3 +50,18 @@ def database_url_problem(url: str) -> str | None:
         return (f"database_url's driver {parsed.drivername}:// is not installed; for PostgreSQL use "
                 "postgresql+psycopg://, which crm-ingest installs")
     return None
+
+
+MASK = "***"
+# The password of a URL's userinfo, with or without a user name: the shortest run up to an '@' that is followed by a
+# host and then the path, query or end, so that a raw '@' in the password is masked with it (urllib reads userinfo the
+# same way, up to the last '@' of the authority). Several URLs in one string (kombu's failover "a;b") each count.
+_USERINFO_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/?#;]*:).*?@(?=[^@/?#;]*(?:[/?#;]|$))")
+# A password given as a query parameter, as libpq's (?password=, ?sslpassword=) and some brokers' URLs take it.
+_QUERY_PASSWORD = re.compile(r"(?i)(?P<head>[?&;](?:[a-z_]*pass(?:word)?|pwd|passwd)=)[^&#;]*")
+
+
+def mask_url(url: str) -> str:
+    """A database or broker URL with every password replaced, for printing."""
+    url = _USERINFO_PASSWORD.sub(lambda match: f"{match['head']}{MASK}@", url)
+    return _QUERY_PASSWORD.sub(lambda match: f"{match['head']}{MASK}", url)

@@ -14,7 +14,7 @@ from typing import Any, Literal, Mapping
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 
 from crm_sync.destinations.base import DestinationSettings
-from ingest.service_urls import broker_url_problem, database_url_problem, is_amqp
+from ingest.service_urls import broker_url_problem, database_url_problem, is_amqp, mask_url  # noqa: F401
 
 CONFIG_ENV = "CRM_INGEST_CONFIG"
 DEFAULT_CONFIG_PATH = "crm-ingest.toml"
@@ -212,65 +212,73 @@ def settings_from_dict(raw: dict[str, Any], env: Mapping[str, str] | None = None
 
 
 def _validate_sources(raw_sources: Any, problems: list[str]) -> dict[str, SourceSettings]:
-    from ingest.providers import UnknownProvider, get_provider
-
     if not isinstance(raw_sources, dict):
         problems.append("sources: must be a table of [sources.<name>] sections")
         return {}
-    sources: dict[str, SourceSettings] = {}
-    for name, fields in raw_sources.items():
-        where = f"sources.{name}"
-        if not _SOURCE_NAME.match(name):
-            problems.append(f"{where}: a source name may hold letters, digits, '.', '_' and '-' (it is part of the URL)")
-            continue
-        if not isinstance(fields, dict) or not fields.get("provider"):
-            problems.append(f"{where}: needs provider = \"<{'|'.join(_known_providers())}>\"")
-            continue
-        try:
-            provider = get_provider(fields["provider"])
-        except UnknownProvider as exc:
-            problems.append(f"{where}.provider: {exc}")
-            continue
-        try:
-            sources[name] = provider.settings_model(name=name, **fields)
-        except ValidationError as exc:
-            problems.extend(_describe(exc, where))
-    return sources
+    sources = {name: _validate_source(name, fields, problems) for name, fields in raw_sources.items()}
+    return {name: source for name, source in sources.items() if source is not None}
+
+
+def _validate_source(name: str, fields: Any, problems: list[str]) -> SourceSettings | None:
+    """One source, every problem of it at once: its name, its provider, then its keys."""
+    from ingest.providers import UnknownProvider, get_provider
+
+    where = f"sources.{name}"
+    found = [] if _SOURCE_NAME.match(name) else [
+        f"{where}: a source name may hold letters, digits, '.', '_' and '-' (it is part of the URL)"]
+    if not isinstance(fields, dict) or not fields.get("provider"):
+        problems.extend([*found, f"{where}: needs provider = \"<{'|'.join(_known_providers())}>\""])
+        return None
+    if "name" in fields:
+        found.append(f"{where}.name: unknown key (the section's name is the source's name)")
+    source = None
+    try:
+        provider = get_provider(fields["provider"])
+        source = provider.settings_model(**{**fields, "name": name})  # the other keys are checked all the same
+    except UnknownProvider as exc:
+        found.append(f"{where}.provider: {exc}")
+    except ValidationError as exc:
+        found.extend(_describe(exc, where, f"a {provider.name} source"))
+    problems.extend(found)
+    return None if found else source
 
 
 def _validate_destinations(raw: Any, problems: list[str]) -> dict[str, DestinationSettings]:
     """Each `[destinations.<name>]` against its CRM module's settings model, like sources against providers."""
-    from crm_sync.destinations import DESTINATIONS, UnknownDestination, get_destination_class
-
     if not isinstance(raw, dict):
         problems.append("destinations: must be a table of [destinations.<name>] sections")
         return {}
-    destinations: dict[str, DestinationSettings] = {}
-    for name, fields in raw.items():
-        where = f"destinations.{name}"
-        if not _SOURCE_NAME.match(name):
-            problems.append(f"{where}: a destination name may hold letters, digits, '.', '_' and '-'")
-            continue
-        if not isinstance(fields, dict) or not fields.get("kind"):
-            problems.append(f"{where}: needs kind = \"<{'|'.join(sorted(DESTINATIONS))}>\"")
-            continue
-        if "name" in fields:
-            problems.append(f"{where}.name: unknown key (the section's name is the destination's name)")
-            continue
-        try:
-            model = get_destination_class(fields["kind"]).settings_model
-        except UnknownDestination as exc:
-            problems.append(f"{where}.kind: {exc}")
-            continue
-        try:
-            destinations[name] = model(name=name, **fields)
-        except ValidationError as exc:
-            problems.extend(_describe(exc, where))
+    validated = {name: _validate_destination(name, fields, problems) for name, fields in raw.items()}
+    destinations = {name: destination for name, destination in validated.items() if destination is not None}
     primary = [name for name, destination in destinations.items() if destination.primary]
     if len(primary) > 1:
         problems.append(f"destinations: only one destination may be primary (its record is Jivo's crm_link); "
                         f"primary = true in {', '.join(f'destinations.{n}' for n in primary)}")
     return destinations
+
+
+def _validate_destination(name: str, fields: Any, problems: list[str]) -> DestinationSettings | None:
+    """One destination, every problem of it at once: its name, its kind, then its keys."""
+    from crm_sync.destinations import DESTINATIONS, UnknownDestination, get_destination_class
+
+    where = f"destinations.{name}"
+    found = [] if _SOURCE_NAME.match(name) else [
+        f"{where}: a destination name may hold letters, digits, '.', '_' and '-'"]
+    if not isinstance(fields, dict) or not fields.get("kind"):
+        problems.extend([*found, f"{where}: needs kind = \"<{'|'.join(sorted(DESTINATIONS))}>\""])
+        return None
+    if "name" in fields:
+        found.append(f"{where}.name: unknown key (the section's name is the destination's name)")
+    destination = None
+    try:
+        destination_class = get_destination_class(fields["kind"])
+        destination = destination_class.settings_model(**{**fields, "name": name})
+    except UnknownDestination as exc:
+        found.append(f"{where}.kind: {exc}")
+    except ValidationError as exc:
+        found.extend(_describe(exc, where, f"a {destination_class.kind} destination"))
+    problems.extend(found)
+    return None if found else destination
 
 
 def _known_providers() -> list[str]:
@@ -279,7 +287,24 @@ def _known_providers() -> list[str]:
     return sorted(PROVIDERS)
 
 
-def _describe(exc: ValidationError, where: str) -> list[str]:
+# What a missing credential is and where to find it, as the providers' own validators say for a wrong one.
+_MISSING = {
+    "a roistat source.user": "user = \"…\", the login set in Roistat's own-CRM integration (token = md5(user + "
+                             "password))",
+    "a roistat source.password": "password = \"…\", the one set in Roistat's own-CRM integration (token = md5(user + "
+                                 "password))",
+    "a hubspot destination.token": "token = \"…\", a HubSpot private app's access token (crm.objects.contacts scopes)",
+    "a kommo destination.token": "token = \"…\", the long-lived token of a Kommo private integration",
+    "a pipedrive destination.api_token": "api_token = \"…\", a Pipedrive API token (sent as x-api-token)",
+    "a bitrix24 destination.webhook_url": "webhook_url = \"https://<portal>/rest/<user id>/<code>/\", an incoming "
+                                          "webhook",
+    "a webhook destination.secret": "secret = \"whsec_<base64 of 24-64 random bytes>\", which signs every request",
+    "a webhook destination.url": "url = \"https://…\", where each contact and interaction is POSTed",
+}
+
+
+def _describe(exc: ValidationError, where: str, what: str = "") -> list[str]:
+    """Pydantic's errors as "place: message"; `what` ("a roistat source") explains the keys it needs."""
     out = []
     for error in exc.errors():
         loc = ".".join(str(part) for part in error["loc"])
@@ -287,10 +312,8 @@ def _describe(exc: ValidationError, where: str) -> list[str]:
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key (check the spelling against README's configuration reference)"
+        elif error["type"] == "missing" and what:
+            needed = _MISSING.get(f"{what}.{loc}", f"{loc} (see README's configuration reference)")
+            message = f"{what} needs {needed}"
         out.append(f"{place}: {message}")
     return out
-
-
-def mask_url(url: str) -> str:
-    """A database or broker URL with its password replaced, for printing."""
-    return re.sub(r"(://[^:/@]+:)[^@]+@", r"\1***@", url)

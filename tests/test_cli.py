@@ -13,7 +13,9 @@ import httpx
 import pytest
 
 from bench.servers import children_of
+from ingest.db import migrate
 from tests.support.waiting import wait_until
+from tests.test_migrations import empty_postgres_schema_url, revisions  # noqa: F401 (a fixture)
 
 TOKEN = "cli-generic-token-0123456789"
 
@@ -61,17 +63,57 @@ def store_requests(workdir, *bodies: bytes) -> None:
     receive_requests(workdir, *bodies, process=True)
 
 
-def test_migrate_reports_success_without_the_password(workdir):
+def test_migrate_says_a_database_at_head_is_already_there(workdir):
     result = cli(workdir, "migrate")
     assert result.returncode == 0
-    assert "is up to date" in result.stdout
+    assert result.stdout == f"the database at sqlite:///var/crm-ingest.db is already at {revisions()[-1]}\n"
+
+
+def test_migrate_says_it_upgraded_an_empty_database_from_empty_to_head(tmp_path):
+    (tmp_path / "crm-ingest.toml").write_text("")
+    result = cli(tmp_path, "migrate")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"upgraded the database at sqlite:///var/crm-ingest.db from empty to {revisions()[-1]}\n"
+
+
+def test_migrate_says_which_revision_an_older_database_was_upgraded_from(tmp_path):
+    (tmp_path / "crm-ingest.toml").write_text("")
+    migrate(f"sqlite:///{tmp_path}/var/crm-ingest.db", revisions()[0])
+    result = cli(tmp_path, "migrate")
+    assert result.returncode == 0, result.stderr
+    assert f"from {revisions()[0]} to {revisions()[-1]}" in result.stdout
+
+
+def test_migrate_on_a_database_newer_than_this_version_says_to_upgrade_crm_ingest(workdir):
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(f"sqlite:///{workdir}/var/crm-ingest.db")
+    with engine.begin() as connection:  # as a newer crm-ingest's `migrate` leaves it
+        connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    engine.dispose()
+    result = cli(workdir, "migrate")
+    assert result.returncode == 1
+    assert result.stderr == (f"Error: the database at sqlite:///var/crm-ingest.db is at revision 9999, newer than "
+                             f"this version (head {revisions()[-1]}): upgrade crm-ingest\n")
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_events_list_on_a_database_never_migrated_says_to_run_migrate(kind, tmp_path, request):
+    url = f"sqlite:///{tmp_path}/never-migrated.db" if kind == "sqlite" else request.getfixturevalue(
+        "empty_postgres_schema_url")
+    (tmp_path / "crm-ingest.toml").write_text(f'database_url = "{url}"\n')
+    result = cli(tmp_path, "events", "list")
+    assert result.returncode == 1
+    assert result.stderr.endswith("has no crm-ingest schema (or is older than this version): run crm-ingest "
+                                  "migrate\n")
+    assert len(result.stderr.splitlines()) == 1, result.stderr
 
 
 def test_events_list_shows_status_and_reason(workdir):
     store_requests(workdir, b'{"email": "a@example.com"}', b"broken")
     result = cli(workdir, "events", "list")
     assert result.returncode == 0
-    lines = result.stdout.splitlines()
+    lines = result.stdout.splitlines()[1:]  # under the header
     assert "dead" in lines[0] and "parse_error" in lines[0]
     assert "processed" in lines[1]
 

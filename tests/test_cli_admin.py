@@ -2,7 +2,9 @@
 retry of nothing fails, dry runs count what a real run would do, and long lists are paged with --before."""
 from __future__ import annotations
 
+import base64
 import json
+import os
 
 import pytest
 
@@ -84,3 +86,51 @@ def test_retrying_an_absent_delivery_fails(workdir, dry_run):
     result = cli(workdir, "deliveries", "retry", "--id", "424242", *dry_run)
     assert result.returncode == 1
     assert "no delivery 424242" in result.stderr and result.stdout == ""
+
+
+def test_events_list_prints_a_header_naming_its_columns(workdir):
+    store_requests(workdir, b'{"email": "a@example.com"}', b"broken")
+    header, dead, processed = cli(workdir, "events", "list").stdout.splitlines()
+    assert header.split() == ["ID", "RECEIVED", "AT", "(UTC)", "SOURCE", "STATUS", "TIMES", "REASON"]
+    assert processed.split()[0] == "1" and processed.split()[-2:] == ["processed", "1"]  # TIMES: sent once
+    assert dead.index("parse_error") == header.index("REASON")  # the reason column is under its name
+
+
+def test_events_list_matching_nothing_says_so_on_stderr(workdir):
+    result = cli(workdir, "events", "list", "--status", "dead")
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "no events match\n")
+
+
+def test_deliveries_list_prints_a_header_naming_its_columns(workdir):
+    secret = "whsec_" + base64.b64encode(b"k" * 32).decode()
+    config = workdir / "crm-ingest.toml"
+    config.write_text(config.read_text() + f'[destinations.hook]\nkind = "webhook"\nurl = "https://example.com/h"\n'
+                                           f'secret = "{secret}"\n')
+    receive_requests(workdir, b'{"email": "a@example.com", "kind": "lead"}')
+    _process_planning_deliveries(workdir, 1)
+    header, *rows = cli(workdir, "deliveries", "list").stdout.splitlines()
+    assert header.split() == ["ID", "UPDATED", "AT", "(UTC)", "DESTINATION", "STATUS", "ATTEMPTS", "IDEMPOTENCY",
+                              "KEY", "REASON"]
+    assert rows and all(row.split()[2:4] == ["hook", "pending"] for row in rows), rows
+
+
+def test_deliveries_list_matching_nothing_says_so_on_stderr(workdir):
+    result = cli(workdir, "deliveries", "list")
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "no deliveries match\n")
+
+
+def _process_planning_deliveries(workdir, event_id: int) -> None:
+    """As a worker processes an event: with the configured destinations, so its deliveries are planned (pending)."""
+    from crm_sync.pipeline import process_event
+    from crm_sync.store import StoreOptions
+    from ingest.runtime import Runtime
+    from ingest.settings import load_settings
+
+    cwd = os.getcwd()
+    os.chdir(workdir)  # the configured SQLite database is relative to it
+    try:
+        runtime = Runtime(load_settings(workdir / "crm-ingest.toml", env={}))
+        process_event(runtime.sessions, event_id, options=StoreOptions.from_settings(runtime.settings))
+        runtime.close()
+    finally:
+        os.chdir(cwd)

@@ -1,6 +1,11 @@
 """`crm-ingest migrate` brings any database, empty or older, to the schema the code expects."""
 from __future__ import annotations
 
+import multiprocessing
+import uuid
+from typing import Iterator
+
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -8,6 +13,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from ingest.db import alembic_config, migrate
 from ingest.schema import Base
+from tests.conftest import PG_SERVER_URL, RUN_ID, require_service
 
 
 def revisions() -> list[str]:
@@ -53,3 +59,49 @@ def test_migrating_twice_is_harmless(tmp_path):
     url = f"sqlite:///{tmp_path}/twice.db"
     migrate(url)
     migrate(url)
+
+
+def _migrate_after(barrier, url: str) -> None:
+    """One of several `migrate` run at the same moment (a child process)."""
+    import alembic.command  # noqa: F401  (imported before the barrier, so the processes reach the database together)
+
+    barrier.wait(timeout=60)
+    migrate(url)
+
+
+def _migrate_at_once(url: str, processes: int = 2) -> list[int]:
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(processes)
+    children = [context.Process(target=_migrate_after, args=(barrier, url)) for _ in range(processes)]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join(timeout=120)
+    return [child.exitcode for child in children]
+
+
+@pytest.fixture
+def empty_postgres_schema_url() -> Iterator[str]:
+    """A fresh, empty schema of its own in the `test` database (the session's schema is migrated already)."""
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    schema = f"t_{RUN_ID}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_SERVER_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    yield f"{PG_SERVER_URL}?options=-csearch_path%3D{schema}"
+    with admin.connect() as connection:
+        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_two_migrations_of_one_empty_database_at_once_both_succeed(kind, tmp_path, request):
+    url = f"sqlite:///{tmp_path}/at-once.db" if kind == "sqlite" else request.getfixturevalue(
+        "empty_postgres_schema_url")
+    assert _migrate_at_once(url) == [0, 0]
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        versions = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    engine.dispose()
+    assert versions == [revisions()[-1]]

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from ingest.settings import ConfigError, load_settings, settings_from_dict
+from ingest.settings import ConfigError, load_settings, mask_url, settings_from_dict
 
 SECRET = "super-secret-token-0123456789"
 
@@ -144,3 +144,91 @@ def test_check_config_lists_destinations_without_their_secrets(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "destination audit: kind webhook, rate 10/s" in result.stdout
     assert secret not in result.stdout + result.stderr
+
+
+def problems_of(raw: dict) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        settings_from_dict(raw, env={})
+    return caught.value.problems
+
+
+def test_a_source_with_a_bad_name_and_an_unknown_provider_reports_both():
+    problems = problems_of({"sources": {"bad name!": {"provider": "nosuch"}}})
+    assert [problem.split(":")[0] for problem in problems] == ["sources.bad name!", "sources.bad name!.provider"]
+
+
+def test_a_destination_with_a_bad_name_and_an_unknown_kind_reports_both():
+    problems = problems_of({"destinations": {"bad name!": {"kind": "nosuch"}}})
+    assert [problem.split(":")[0] for problem in problems] == ["destinations.bad name!",
+                                                               "destinations.bad name!.kind"]
+
+
+def test_a_name_key_in_a_section_is_reported_with_the_other_problems_of_the_section():
+    problems = problems_of({"sources": {"g": {"provider": "generic", "name": "x", "tokn": "t"}}})
+    assert [problem.split(":")[0] for problem in problems] == ["sources.g.name", "sources.g.tokn"]
+
+
+@pytest.mark.parametrize("missing, says", [
+    ("user", 'a roistat source needs user = "…", the login set in Roistat'),
+    ("password", 'a roistat source needs password = "…", the one set in Roistat'),
+])
+def test_a_roistat_source_without_its_credentials_says_what_they_are(missing, says):
+    fields = {"provider": "roistat", "user": "roistat", "password": "roistat-password-0123"}
+    del fields[missing]
+    problems = problems_of({"sources": {"s": fields}})
+    assert len(problems) == 1 and problems[0].startswith(f"sources.s.{missing}: {says}"), problems
+    assert "token = md5(user + password)" in problems[0]
+
+
+@pytest.mark.parametrize("kind, fields, missing", [
+    ("hubspot", {}, "token"),
+    ("kommo", {"base_url": "https://acme.kommo.com", "key_field_id": 1}, "token"),
+    ("pipedrive", {"base_url": "https://acme.pipedrive.com"}, "api_token"),
+    ("bitrix24", {}, "webhook_url"),
+    ("webhook", {"url": "https://example.com/hook"}, "secret"),
+])
+def test_a_destination_without_its_credential_says_what_it_is(kind, fields, missing):
+    problems = problems_of({"destinations": {"d": {"kind": kind, **fields}}})
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(f'destinations.d.{missing}: a {kind} destination needs {missing} = "')
+    assert "Field required" not in problems[0]
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("postgresql+psycopg://crm:Sup3rSecretPw@db:5432/crm", "postgresql+psycopg://crm:***@db:5432/crm"),
+    ("amqp://guest:Sup3rSecretPw@mq:5672//", "amqp://guest:***@mq:5672//"),
+])
+def test_mask_url_hides_the_password_of_a_user(url, shown):
+    assert mask_url(url) == shown
+
+
+def test_mask_url_hides_a_password_given_without_a_user_name():
+    assert mask_url("rediss://:Sup3rSecretRedisPw@127.0.0.1:6380/0") == "rediss://:***@127.0.0.1:6380/0"
+
+
+def test_mask_url_hides_a_password_holding_a_raw_at_sign():
+    assert mask_url("redis://crm:Sup3r@Secret@redis:6379/0") == "redis://crm:***@redis:6379/0"
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("postgresql+psycopg://db/crm?user=crm&password=Sup3rSecretPw", "postgresql+psycopg://db/crm?user=crm&password=***"),
+    ("postgresql+psycopg://db/crm?sslpassword=Sup3rSecretPw&sslmode=verify-full",
+     "postgresql+psycopg://db/crm?sslpassword=***&sslmode=verify-full"),
+    ("redis://redis:6379/0?Pass=Sup3rSecretPw", "redis://redis:6379/0?Pass=***"),
+])
+def test_mask_url_hides_a_password_in_the_query(url, shown):
+    assert mask_url(url) == shown
+
+
+@pytest.mark.parametrize("url", ["sqlite:///var/crm-ingest.db", "postgresql+psycopg://crm@db/crm", "filesystem://",
+                                 "postgresql+psycopg://127.0.0.1:5432/test?options=-csearch_path%3Dt_1"])
+def test_mask_url_leaves_a_url_without_a_password_as_it_is(url):
+    assert mask_url(url) == url
+
+
+def test_check_config_never_prints_a_broker_password_given_without_a_user_name(tmp_path):
+    write(tmp_path, f'broker_url = "rediss://:{SECRET}@127.0.0.1:6380/0"\n')
+    result = run_cli(tmp_path, "check-config")
+    assert result.returncode == 0, result.stderr
+    assert "broker_url: rediss://:***@127.0.0.1:6380/0" in result.stdout
+    assert SECRET not in result.stdout + result.stderr

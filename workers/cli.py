@@ -45,10 +45,29 @@ class _Commands(click.Group):
         try:
             return super().invoke(ctx)
         except SQLAlchemyError as exc:
+            if schema_missing(exc):
+                raise click.ClickException(f"the database at {_database_shown()} has no crm-ingest schema (or is "
+                                           f"older than this version): run crm-ingest migrate") from None
             if not database_unavailable(exc):
                 raise
             raise click.ClickException(f"the database at {_database_shown()} is unavailable: "
                                        f"{driver_message(exc)}") from None
+
+
+# PostgreSQL's undefined_table and undefined_column; sqlite3 says the same in words.
+_MISSING_SCHEMA_STATES = ("42P01", "42703")
+_MISSING_SCHEMA_WORDS = ("no such table", "no such column", "has no column named")
+
+
+def schema_missing(exc: BaseException) -> bool:
+    """Whether a database error means a table or column this code expects is not there: never migrated, or older."""
+    cause = getattr(exc, "orig", None)
+    if cause is None:
+        return False
+    if getattr(cause, "sqlstate", None) in _MISSING_SCHEMA_STATES:  # psycopg
+        return True
+    return type(cause).__module__.startswith("sqlite3") and any(words in str(cause).lower()
+                                                                for words in _MISSING_SCHEMA_WORDS)
 
 
 def _database_shown() -> str:
@@ -61,6 +80,18 @@ def _database_shown() -> str:
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """crm-ingest: live-chat and lead webhooks in, deduplicated contacts and leads out."""
+
+
+# `dev` gives this to its worker and beat: hidden, it is no setting of production processes.
+quiet_maintenance_option = click.option("--quiet-maintenance-logs", is_flag=True, hidden=True,
+                                        help="leave the outbox relay's and delivery sweep's info lines out")
+
+
+def _quiet_maintenance(quiet: bool) -> None:
+    if quiet:
+        from workers.dev import quiet_maintenance_logs
+
+        quiet_maintenance_logs()
 
 
 @main.command()
@@ -103,9 +134,10 @@ def web(host: str, port: int, workers: int, threads: int, cpu_affinity: bool, lo
               help="serve this worker's own /metrics on this port (machines without a web process)")
 @click.option("--metrics-host", default="127.0.0.1", show_default=True, help="address for --metrics-port")
 @log_format_option
+@quiet_maintenance_option
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
 def worker(concurrency: int, queues: str, metrics_port: int | None, metrics_host: str, log_format: str | None,
-           celery_args: tuple[str, ...]) -> None:
+           quiet_maintenance_logs: bool, celery_args: tuple[str, ...]) -> None:
     """A Celery worker (extra arguments go to celery, e.g. --hostname, --loglevel)."""
     from ingest.metrics_files import prepare_worker_folder
     from ingest.runtime import Runtime
@@ -119,30 +151,60 @@ def worker(concurrency: int, queues: str, metrics_port: int | None, metrics_host
     if metrics_port:
         start_worker_metrics_server(folder, metrics_host, metrics_port)
     hand_celery_logging_to_us(settings, log_format)
+    _quiet_maintenance(quiet_maintenance_logs)
     Runtime(settings).celery.worker_main(argv)
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
 @log_format_option
+@quiet_maintenance_option
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
-def beat(log_format: str | None, celery_args: tuple[str, ...]) -> None:
+def beat(log_format: str | None, quiet_maintenance_logs: bool, celery_args: tuple[str, ...]) -> None:
     """Celery beat: runs the outbox relay and the delivery sweep on their schedules. Run exactly one."""
     from ingest.runtime import Runtime
     from workers.observability import hand_celery_logging_to_us
 
     settings = _settings()
     hand_celery_logging_to_us(settings, log_format)
+    _quiet_maintenance(quiet_maintenance_logs)
     Runtime(settings).celery.start(["beat", "--loglevel=INFO", *celery_args])
 
 
 @main.command()
 def migrate() -> None:
     """Create or upgrade the database schema (SQLite or PostgreSQL)."""
-    from ingest.db import migrate as run_migrations
-
     settings = _settings()
-    run_migrations(settings.database_url)
-    click.echo(f"database at {mask_url(settings.database_url)} is up to date")
+    shown = mask_url(settings.database_url)
+    before, head = upgrade_schema(settings.database_url)
+    if before == head:
+        click.echo(f"the database at {shown} is already at {head}")
+    else:
+        click.echo(f"upgraded the database at {shown} from {before or 'empty'} to {head}")
+
+
+def upgrade_schema(database_url: str) -> tuple[str | None, str]:
+    """Bring the schema to head: (the revision the database was at, None if empty; head).
+
+    A database migrated by a newer crm-ingest is one line: Alembic only says it cannot find that revision."""
+    from alembic import command
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    from ingest.db import alembic_config
+    from ingest.migrations import STARTING_REVISION
+
+    config = alembic_config(database_url)  # the migration engine (env.py) creates a SQLite file's folder
+    script = ScriptDirectory.from_config(config)
+    head = script.get_current_head()
+    try:
+        command.upgrade(config, "head")
+    except CommandError as exc:
+        before = config.attributes.get(STARTING_REVISION)
+        if before is not None and before not in {revision.revision for revision in script.walk_revisions()}:
+            raise click.ClickException(f"the database at {mask_url(database_url)} is at revision {before}, newer "
+                                       f"than this version (head {head}): upgrade crm-ingest") from None
+        raise click.ClickException(f"cannot migrate the database at {mask_url(database_url)}: {exc}") from None
+    return config.attributes.get(STARTING_REVISION), head
 
 
 @main.command()

@@ -39,9 +39,17 @@ def deliveries_list(status, destination, limit, before, as_json) -> None:
     with runtime.sessions() as session:
         page = deliveries_page(session, delivery_filter, limit, before)
         rows = [delivery_summary(delivery) for delivery in page.rows]
-    echo_rows(rows, as_json, lambda row: f"{row['id']:>8}  {row['updated_at'][:19]}  {row['destination']:<20} "
-                                         f"{row['status']:<10} {row['idempotency_key']}  x{row['attempts']}")
+    echo_rows(rows, as_json, _delivery_line, header=DELIVERY_COLUMNS, nothing="no deliveries match")
     echo_next_page(page.next_before)
+
+
+DELIVERY_COLUMNS = (f"{'ID':>8}  {'UPDATED AT (UTC)':<19}  {'DESTINATION':<20} {'STATUS':<10} {'ATTEMPTS':>8}  "
+                    f"IDEMPOTENCY KEY")
+
+
+def _delivery_line(row: dict) -> str:
+    return (f"{row['id']:>8}  {row['updated_at'][:19]}  {row['destination']:<20} {row['status']:<10} "
+            f"{row['attempts']:>8}  {row['idempotency_key']}")
 
 
 @deliveries.command("show")
@@ -66,7 +74,7 @@ def deliveries_show(delivery_id: int) -> None:
 @click.option("--dry-run", is_flag=True, help="only count what would be retried")
 def deliveries_retry(delivery_id, status, destination, dry_run) -> None:
     """Send failed or dead deliveries again with the current data (idempotent: never a duplicate in the CRM)."""
-    from ingest.delivery_admin import retry_deliveries, retry_matching
+    from ingest.delivery_admin import DestinationNotConfigured, retry_deliveries, retry_matching
     from ingest.event_admin import BadFilter
 
     if delivery_id is None and not status:
@@ -86,6 +94,8 @@ def deliveries_retry(delivery_id, status, destination, dry_run) -> None:
         outcome = retry_matching(runtime, _delivery_filter(status, destination), dry_run)
     except BadFilter as exc:
         raise click.BadParameter(str(exc)) from None
+    except DestinationNotConfigured as exc:
+        raise click.ClickException(str(exc)) from None
     verb = "would retry" if dry_run else "retrying"
     click.echo(f"{verb} {outcome['matching'] if dry_run else outcome['retried']} of {outcome['matching']} "
                f"delivery(ies)")
@@ -93,6 +103,7 @@ def deliveries_retry(delivery_id, status, destination, dry_run) -> None:
 
 def _refuse_what_cannot_be_retried(runtime, delivery_id: int) -> None:
     from crm_sync.schema import Delivery, DeliveryStatus
+    from ingest.delivery_admin import DestinationNotConfigured, require_configured
 
     with runtime.sessions() as session:
         delivery = session.get(Delivery, delivery_id)
@@ -101,6 +112,10 @@ def _refuse_what_cannot_be_retried(runtime, delivery_id: int) -> None:
         if delivery.status not in DeliveryStatus.RETRIABLE:
             raise click.ClickException(f"delivery {delivery_id} is {delivery.status}; only "
                                        f"{' and '.join(DeliveryStatus.RETRIABLE)} deliveries can be retried")
+        try:
+            require_configured(runtime, delivery.destination)
+        except DestinationNotConfigured as exc:
+            raise click.ClickException(f"delivery {delivery_id}: {exc}") from None
 
 
 def _delivery_filter(status, destination):

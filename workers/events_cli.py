@@ -41,9 +41,17 @@ def events_list(status, source, provider, since, limit, before, as_json) -> None
     with runtime.sessions() as session:
         page = events_page(session, event_filter, limit, before)
         rows = [event_summary(event) for event in page.rows]
-    echo_rows(rows, as_json, lambda row: f"{row['id']:>8}  {row['received_at'][:19]}  {row['source']:<20} "
-                                         f"{row['status']:<10} x{row['duplicate_count'] + 1}")
+    echo_rows(rows, as_json, _event_line, header=EVENT_COLUMNS, nothing="no events match")
     echo_next_page(page.next_before)
+
+
+# TIMES: how often the provider sent the request (a redelivery is stored once and counted).
+EVENT_COLUMNS = f"{'ID':>8}  {'RECEIVED AT (UTC)':<19}  {'SOURCE':<20} {'STATUS':<10} {'TIMES':>5}"
+
+
+def _event_line(row: dict) -> str:
+    return (f"{row['id']:>8}  {row['received_at'][:19]}  {row['source']:<20} {row['status']:<10} "
+            f"{row['duplicate_count'] + 1:>5}")
 
 
 @events.command("show")

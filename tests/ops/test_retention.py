@@ -9,7 +9,7 @@ from sqlalchemy import update
 from crm_sync.pipeline import process_event
 from ingest.db import transaction
 from ingest.event_admin import EventFilter, replay_matching
-from ingest.retention import PURGE_TASK, purge_raw_requests, run_retention
+from ingest.retention import BATCH, PURGE_TASK, batch_query, purge_raw_requests, run_retention
 from ingest.runtime import Runtime
 from ingest.schema import Event, utcnow
 from tests.ops.conftest import post_generic
@@ -148,3 +148,23 @@ def test_beat_runs_the_purge_daily_only_when_retention_days_is_set(database_url,
     finally:
         off.close()
         on.close()
+
+
+def test_a_purge_in_batches_purges_every_finished_event_once(ops_client, ops_runtime):
+    for n in range(5):
+        post_generic(ops_client, {"n": n})
+        process_event(ops_runtime.sessions, n + 1)
+    report = purge_raw_requests(ops_runtime.sessions, utcnow() + timedelta(seconds=1), batch=2)
+    assert report.events == 5
+    with ops_runtime.sessions() as session:
+        assert session.query(Event).filter(Event.purged_at.is_(None)).count() == 0
+
+
+def test_a_later_batch_of_a_purge_reads_on_from_the_last_id_of_the_batch_before(ops_client, ops_runtime):
+    """A batch that read from the first id again would walk every row the run purged before it."""
+    for n in range(5):
+        post_generic(ops_client, {"n": n})
+        process_event(ops_runtime.sessions, n + 1)
+    with ops_runtime.sessions() as session:
+        rows = session.execute(batch_query(utcnow() + timedelta(seconds=1), BATCH, after=3)).all()
+    assert [row[0] for row in rows] == [4, 5]
