@@ -7,12 +7,13 @@ from flask import Flask, Response, jsonify
 
 from ingest.admin import admin
 from ingest.contacts_api import contacts_api
-from ingest.db import ping
+from ingest.db_checks import CheckTimedOut, read_within, schema_problem
 from ingest.deliveries_api import deliveries_api
 from ingest.errors import error_response, register_error_handlers
 from ingest.hooks import hooks
 from ingest.metrics import render
 from ingest.privacy_api import privacy_api
+from ingest.queue_depth import bounded_connection
 from ingest.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -52,18 +53,22 @@ def create_app(runtime: Runtime | None = None) -> Flask:
 
 
 def _readiness(runtime: Runtime) -> dict[str, str | None]:
-    checks: dict[str, str | None] = {}
+    return {"database": _database_problem(runtime), "broker": _broker_problem(runtime)}
+
+
+def _database_problem(runtime: Runtime) -> str | None:
+    """Reachable, answering within CHECK_SECONDS, and migrated: a webhook needs all three to be stored."""
     try:
-        ping(runtime.engine)
-        checks["database"] = None
+        return read_within(runtime.engine, schema_problem)
+    except CheckTimedOut:
+        return "timeout"
     except Exception as exc:
-        checks["database"] = f"unreachable ({type(exc).__name__})"
+        return f"unreachable ({type(exc).__name__})"
+
+
+def _broker_problem(runtime: Runtime) -> str | None:
     try:
-        with runtime.celery.connection_for_write() as connection:
-            # A second attempt at once, not after kombu's default two-second sleep: a probe must answer quickly.
-            connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0,
-                                         timeout=runtime.settings.publish_timeout_seconds)
-        checks["broker"] = None
+        with bounded_connection(runtime.celery.connection_for_write(), runtime.settings.publish_timeout_seconds):
+            return None
     except Exception as exc:
-        checks["broker"] = f"unreachable ({type(exc).__name__})"
-    return checks
+        return f"unreachable ({type(exc).__name__})"

@@ -11,7 +11,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
-from sqlalchemy import Engine, Executable, create_engine, event, text
+from sqlalchemy import Engine, Executable, create_engine, event
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.dialects import postgresql, sqlite
@@ -26,10 +26,18 @@ if TYPE_CHECKING:
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Execution option of the connections `transaction` works on: their transactions will write.
 WRITES = "crm_ingest_writes"
+# libpq's: a server or network path that went silent breaks the connection instead of holding it forever. Keepalives
+# find a dead peer while a statement waits for its answer (after 30 + 3 x 10 s; a slow statement still answers the
+# probes), tcp_user_timeout one that stopped acknowledging what was sent (30 s).
+LIBPQ_DEAD_PEER_OPTIONS = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3,
+                           "tcp_user_timeout": 30_000}
+LIBPQ_DRIVERS = ("psycopg", "psycopg2")
 
 
 def make_engine(database_url: str, **kwargs) -> Engine:
     url = make_url(database_url)
+    # Statement errors go to the log, and their parameters hold request bodies and credentials (Roistat's token).
+    kwargs.setdefault("hide_parameters", True)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
@@ -43,7 +51,8 @@ def make_engine(database_url: str, **kwargs) -> Engine:
         kwargs.setdefault("pool_size", 5)
         kwargs.setdefault("max_overflow", 10)
     if url.get_backend_name() == "postgresql":
-        kwargs.setdefault("connect_args", {"connect_timeout": 5})
+        dead_peer = LIBPQ_DEAD_PEER_OPTIONS if url.get_driver_name() in LIBPQ_DRIVERS else {}
+        kwargs.setdefault("connect_args", {"connect_timeout": 5, **dead_peer})
     return create_engine(url, **kwargs)
 
 
@@ -131,11 +140,6 @@ def migrate(database_url: str, revision: str = "head") -> None:
     from alembic import command
 
     command.upgrade(alembic_config(database_url), revision)
-
-
-def ping(engine: Engine) -> None:
-    with engine.connect() as connection:
-        connection.execute(text("SELECT 1"))
 
 
 # sqlite3 reports mistakes in the SQL ("no such table") as OperationalError too; these are the states that pass.

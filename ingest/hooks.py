@@ -16,6 +16,7 @@ from flask.json.provider import DefaultJSONProvider
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from ingest.db import driver_message
 from ingest.errors import DATABASE_RETRY_AFTER_SECONDS, ApiError
 from ingest.events import EventRef, StoredEvent, store_event
 from ingest.logs import REQUEST_LOGGED, request_fields
@@ -118,7 +119,8 @@ def _accept(runtime: Runtime, source: SourceSettings, provider: Provider, curren
                              dedup_key=_dedup_key(provider, raw), request=raw,
                              secret_headers=provider.secret_headers)
     except SQLAlchemyError as exc:
-        log.error("source %s: cannot store the request, asking the provider to retry: %s", source.name, exc)
+        log.error("source %s: cannot store the request, asking the provider to retry: %s", source.name,
+                  driver_message(exc))  # not str(exc): its SQL and parameters could hold the request's values
         raise ApiError(503, "database_unavailable", "the request could not be stored; retry later",
                        {"Retry-After": DATABASE_RETRY_AFTER_SECONDS}) from None
     return _reply(provider, ReplyContext(stored, raw, source, runtime.read_sessions, runtime.settings)), stored

@@ -32,7 +32,13 @@ _STANDARD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", (), None)._
 # Set in a request's WSGI environ once the app has logged the request's one line itself (a webhook that stored an
 # event): gunicorn's access line would only repeat it.
 REQUEST_LOGGED = "crm_ingest.request_logged"
-_URL_SECRET = re.compile(r"^(/hooks/[^/]+)/[^/]+")
+# Anywhere in the path, not only at its start: `/x/../hooks/<source>/<secret>` carries a secret too.
+_URL_SECRET = re.compile(r"(/hooks/[^/]+)/[^/]+")
+_SLASHES = re.compile(r"//+")
+# A request's own strings (path, User-Agent…) are cut to this many characters, marked with CUT: a sender chooses
+# them, and every line goes through the redaction's patterns.
+MAX_REQUEST_FIELD_CHARS = 256
+CUT = "…"
 _NOTHING_TO_REDACT = frozenset({int, float, bool, type(None)})
 _context: ContextVar[dict[str, object]] = ContextVar("crm_ingest_log_context", default={})
 
@@ -53,16 +59,24 @@ def bind(**fields: object) -> None:
 
 
 def loggable_path(path: str) -> str:
-    """The path without a source's URL secret (`/hooks/<source>/<url_secret>`); the query string is never logged
-    (Roistat sends its credential as `token=`)."""
-    return _URL_SECRET.sub(r"\1/<url_secret>", path or "")
+    """The path, cut, without a source's URL secret (`/hooks/<source>/<url_secret>`); the query string is never
+    logged (Roistat sends its credential as `token=`)."""
+    path = _cut(path or "")
+    if "//" in path:  # `//hooks/<source>/<secret>` routes to the same source: its secret must not slip past
+        path = _SLASHES.sub("/", path)
+    return _URL_SECRET.sub(r"\1/<url_secret>", path)
 
 
 def request_fields(environ: dict, status: int, duration_ms: float) -> dict[str, object]:
     """What a request's line says about the HTTP exchange, for the access line and for `event stored` alike."""
-    return {"http_method": environ.get("REQUEST_METHOD", "-"), "path": loggable_path(environ.get("PATH_INFO", "")),
-            "http_status": status, "duration_ms": duration_ms, "remote_addr": environ.get("REMOTE_ADDR", "-"),
-            "user_agent": environ.get("HTTP_USER_AGENT", "-")}
+    return {"http_method": _cut(environ.get("REQUEST_METHOD", "-")),
+            "path": loggable_path(environ.get("PATH_INFO", "")), "http_status": status, "duration_ms": duration_ms,
+            "remote_addr": _cut(environ.get("REMOTE_ADDR") or "-"),
+            "user_agent": _cut(environ.get("HTTP_USER_AGENT", "-"))}
+
+
+def _cut(value: str) -> str:
+    return value if len(value) <= MAX_REQUEST_FIELD_CHARS else value[:MAX_REQUEST_FIELD_CHARS] + CUT
 
 
 class ContextFilter(logging.Filter):

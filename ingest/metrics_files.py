@@ -7,7 +7,11 @@ directory:
 - `metrics-web/`: the gunicorn workers of `crm-ingest web` (emptied when the web starts);
 - `metrics-worker/<pid>/`: one `crm-ingest worker` and its pool children (emptied of dead workers' folders at start);
 - `metrics-worker/<pid>-port-<port>/`: a worker that serves its own `/metrics` (`--metrics-port`), for machines
-  without a web process; the web leaves it out, so no sample is ever counted by two scrape targets.
+  without a web process; the web leaves it out, so no sample is ever counted by two scrape targets;
+- `metrics-worker/archive/`: the counters, histograms and summaries of the workers without a port that have ended,
+  added up. A counter on the web's page adds up every worker, so dropping one worker's files when it restarts
+  would make the sum go down, and Prometheus reads any decrease as a reset (rate() then counts the whole remaining
+  sum again). Gauges of ended processes are dropped: they described a process that is gone.
 
 The web's `/metrics` adds up its own folder and every worker folder without a port: on a single machine one scrape
 target shows everything. An operator who sets PROMETHEUS_MULTIPROC_DIR for all processes gets one shared folder
@@ -15,17 +19,28 @@ instead, which they empty on deploy.
 """
 from __future__ import annotations
 
+import fcntl
 import glob
+import logging
 import os
 import shutil
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Iterator
 
+from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 WORKER_FOLDERS = "metrics-worker"
 PORT_MARK = "-port-"
+ARCHIVE = "archive"
+# Held exclusively while ended workers' samples move into the archive, shared while the web reads the samples:
+# a scrape never sees a worker's counters twice (archived and still in its folder) or not at all.
+LOCK_FILE = ".lock"
+KEPT_KINDS = ("counter", "histogram", "summary")  # only ever grow: an ended process's share stays in the sums
+log = logging.getLogger(__name__)
 
 
 def use_folder(folder: Path) -> None:
@@ -56,10 +71,58 @@ def prepare_worker_folder(data_dir: Path, metrics_port: int | None = None) -> Pa
 def _remove_dead_workers(parent: Path) -> None:
     if not parent.is_dir():
         return
-    for folder in parent.iterdir():
-        pid = folder.name.split("-", 1)[0]
-        if pid.isdigit() and (int(pid) == os.getpid() or not _alive(int(pid))):
-            shutil.rmtree(folder, ignore_errors=True)
+    with _locked(parent, fcntl.LOCK_EX):
+        for folder in parent.iterdir():
+            pid = folder.name.split("-", 1)[0]
+            if pid.isdigit() and (int(pid) == os.getpid() or not _alive(int(pid))):
+                if PORT_MARK not in folder.name:  # a worker with a port was its own scrape target: a reset there
+                    _archive(folder, parent / ARCHIVE)
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+def _archive(folder: Path, archive: Path) -> None:
+    """Add the folder's counters, histograms and summaries to the archive's, one file per kind."""
+    archive.mkdir(exist_ok=True)
+    for kind in KEPT_KINDS:
+        files = sorted(folder.glob(f"{kind}_*.db"))
+        if files:
+            _add_up(archive / f"{kind}_{ARCHIVE}.db", files)
+
+
+def _add_up(target: Path, files: list[Path]) -> None:
+    """Write target anew with each sample summed over target and files; replaced at once, never half-written."""
+    totals: dict[str, list[float]] = {}
+    for path in ([target] if target.exists() else []) + files:
+        try:
+            samples = list(MmapedDict.read_all_values_from_file(str(path)))
+        except (OSError, RuntimeError) as exc:  # a file its process left corrupt: the web could not read it either
+            log.warning("metrics: leaving out %s: %s", path, exc)
+            continue
+        for key, value, timestamp, _ in samples:
+            total = totals.setdefault(key, [0.0, 0.0])
+            total[0] += value
+            total[1] = max(total[1], timestamp)
+    staged = target.with_name(target.name + ".new")  # not *.db: no scrape reads it
+    staged.unlink(missing_ok=True)
+    written = MmapedDict(str(staged))
+    try:
+        for key, (value, timestamp) in totals.items():
+            written.write_value(key, value, timestamp)
+    finally:
+        written.close()
+    os.replace(staged, target)
+
+
+@contextmanager
+def _locked(parent: Path, mode: int) -> Iterator[None]:
+    try:
+        handle = open(parent / LOCK_FILE, "a")
+    except OSError:  # a folder this process may not write to: reading without the lock is the old behaviour
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, mode)
+        yield
 
 
 def _alive(pid: int) -> bool:
@@ -92,7 +155,16 @@ class SampleFiles(Collector):
         self.list_files = list_files
 
     def collect(self):
-        return MultiProcessCollector.merge(self.list_files(), accumulate=True)
+        files = self.list_files()
+        worker_folders = {Path(path).parent.parent for path in files}
+        worker_folders = {folder for folder in worker_folders if folder.name == WORKER_FOLDERS}
+        if not worker_folders:
+            return MultiProcessCollector.merge(files, accumulate=True)
+        with ExitStack() as locks:
+            for folder in sorted(worker_folders):
+                locks.enter_context(_locked(folder, fcntl.LOCK_SH))
+            # Listed again under the lock: a worker may have archived an ended one's files since.
+            return MultiProcessCollector.merge(self.list_files(), accumulate=True)
 
 
 def folder_files(folder: Path):

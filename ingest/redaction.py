@@ -11,8 +11,17 @@ import re
 EMAIL_MASK = "<email>"
 PHONE_MASK = "<phone>"
 TEXT_MASK = "<text>"
+# Text longer than this keeps its start and its end (a traceback's last line names the error) around CUT_MARK.
+# Every pattern below runs in time linear in the text, but a line that long is a bug or an attack, not information.
+MAX_REDACTED_CHARS = 64 * 1024
+_KEPT_TAIL_CHARS = 16 * 1024
+CUT_MARK = "…[{} characters cut]…"
 
-_EMAIL = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
+# Each log line of a request goes through these patterns with a User-Agent and a path the sender chose, so none of
+# them may try a match from every position of a long run (quadratic) or read a run in more than one way
+# (exponential): a match starts only where a run starts (lookbehind), and repeats are bounded or unambiguous.
+_LOCAL_PART = r"[\w.!#$%&'*+/=?^`{|}~-]"
+_EMAIL = re.compile(r"(?<!%s)%s{1,64}@[\w-]+(?:\.[\w-]+)+" % (_LOCAL_PART, _LOCAL_PART))
 # A run of digits with the separators people write phones with; not glued to a word, a UUID group or a decimal.
 _PHONE_CANDIDATE = re.compile(r"(?<![\w+\-.])\+?\(?\d[\d ()\-.]{5,24}\d(?![\w\-])")
 _DECIMAL = re.compile(r"\d+\.\d+")
@@ -27,21 +36,41 @@ _MAY_HOLD_PERSONAL = re.compile(r"[@:=]|\d(?:\D*\d){%d}" % (MIN_PHONE_DIGITS - 1
 # JSON ("text": "…"), Python reprs ('text': '…') and key=value pairs.
 TEXT_KEYS = ("text", "message_text", "body", "comment", "comments", "transcript", "subject", "description", "note",
              "content", "question", "answer", "msg")
+# A quoted value ends at its closing quote or, cut off (a truncated body, a cut line), at the end of the text. A
+# backslash only ever starts an escape, so a run of them is read one way (an escape-or-any-character form read
+# it in exponentially many ways, and 40 backslashes in a User-Agent cost seconds of CPU).
 _QUOTED_TEXT = re.compile(
-    r"""(?P<key>["']?\b(?:%s)["']?\s*[:=]\s*)(?P<quote>["'])(?:\\.|(?!(?P=quote)).)*(?P=quote)"""
+    r"""(?P<key>["']?\b(?:%s)["']?\s*[:=]\s*)"""
+    r"""(?P<value>"(?:[^"\\]|\\.)*(?P<closed>"|\Z)|'(?:[^'\\]|\\.)*(?P<closed_>'|\Z))"""
     % "|".join(TEXT_KEYS), re.IGNORECASE | re.DOTALL)
-# pydantic's ValidationError repeats the rejected input: "[type=…, input_value=<anything>, input_type=…]".
-_PYDANTIC_INPUT = re.compile(r"input_value=.*?(?=, input_type=)", re.DOTALL)
+# pydantic's ValidationError repeats the rejected input: "[type=…, input_value=<anything>, input_type=…]"; pydantic
+# shortens the input to about 50 characters, so a longer stretch is not its.
+_PYDANTIC_INPUT = re.compile(r"input_value=.{0,500}?(?=, input_type=)", re.DOTALL)
 
 
 def redact(text: str) -> str:
     """`text` with emails, phone numbers and message text replaced by <email>, <phone> and <text>."""
-    if not text or _MAY_HOLD_PERSONAL.search(text) is None:
+    if not text:
+        return text
+    if len(text) > MAX_REDACTED_CHARS:
+        text = _shortened(text)
+    if _MAY_HOLD_PERSONAL.search(text) is None:
         return text
     text = _PYDANTIC_INPUT.sub("input_value=" + TEXT_MASK, text)
-    text = _QUOTED_TEXT.sub(lambda m: f"{m.group('key')}{m.group('quote')}{TEXT_MASK}{m.group('quote')}", text)
+    text = _QUOTED_TEXT.sub(_mask_quoted, text)
     text = _EMAIL.sub(EMAIL_MASK, text)
     return _PHONE_CANDIDATE.sub(_mask_phone, text)
+
+
+def _shortened(text: str) -> str:
+    """The text's start and end, MAX_REDACTED_CHARS in all, with CUT_MARK saying how much is left out between."""
+    head = MAX_REDACTED_CHARS - _KEPT_TAIL_CHARS
+    return text[:head] + CUT_MARK.format(len(text) - MAX_REDACTED_CHARS) + text[-_KEPT_TAIL_CHARS:]
+
+
+def _mask_quoted(match: re.Match[str]) -> str:
+    closing = match.group("closed") or match.group("closed_") or ""  # "" when cut off
+    return f"{match.group('key')}{match.group('value')[0]}{TEXT_MASK}{closing}"
 
 
 def _mask_phone(match: re.Match[str]) -> str:

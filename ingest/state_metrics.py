@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Iterable
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import func, or_, select
+from sqlalchemy import Connection, func, or_, select
 from sqlalchemy.orm import Session
 
 from crm_sync.schema import Delivery, DeliveryStatus, DestinationState
+from ingest.db_checks import read_within
 from ingest.outbox import INGEST_QUEUE, MAINTENANCE_QUEUE
 from ingest.schema import Event, EventStatus, utcnow
 
@@ -40,9 +41,8 @@ class StateCollector(Collector):
         up = GaugeMetricFamily("crm_ingest_state_up", "1 if the part could be read for this scrape, else 0",
                                labels=["part"])
         try:
-            with self.runtime.sessions() as session:
-                families = list(database_families(session, self.runtime.settings, utcnow()))
-            yield from families
+            # On a connection of its own, within CHECK_SECONDS: a pooled one may wait on a silent server forever.
+            yield from read_within(self.runtime.engine, self._database_families)
             up.add_metric(["database"], 1)
         except Exception as exc:
             log.warning("metrics: the database could not be read: %s", exc)
@@ -54,6 +54,10 @@ class StateCollector(Collector):
             log.warning("metrics: the broker could not be read: %s", exc)
             up.add_metric(["broker"], 0)
         yield up
+
+    def _database_families(self, connection: Connection) -> list:
+        with Session(bind=connection) as session:
+            return list(database_families(session, self.runtime.settings, utcnow()))
 
 
 def database_families(session: Session, settings, now: datetime) -> Iterable:

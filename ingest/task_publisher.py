@@ -30,6 +30,16 @@ from kombu.utils.uuid import uuid
 PERSISTENT = 2  # AMQP delivery mode: the broker keeps the message across its restart
 
 
+def with_socket_timeouts(connection: Connection, timeout: float, **amqp_options: Any) -> Connection:
+    """`connection` with every read and write on its socket bounded by `timeout`, on py-amqp (with `amqp_options`,
+    e.g. confirm_publish): it otherwise waits for a broker that stopped answering forever. Redis has its
+    socket_timeout in the broker's transport options already; the embedded broker has no socket."""
+    if connection.transport.driver_type != "amqp":
+        return connection
+    return connection.clone(transport_options={**connection.transport_options, **amqp_options,
+                                               "read_timeout": timeout, "write_timeout": timeout})
+
+
 class TaskPublisher:
     """Publishes task messages for one task and queue; safe to share between threads (they take turns)."""
 
@@ -93,12 +103,8 @@ class TaskPublisher:
         return self.celery.conf.broker_connection_timeout  # publish_timeout_seconds
 
     def _open(self) -> Producer:
-        connection = self.celery.connection_for_write()
-        if connection.transport.driver_type == "amqp":  # py-amqp's options: confirms, and socket timeouts
-            connection = connection.clone(transport_options={
-                **connection.transport_options, "confirm_publish": True, "read_timeout": self._timeout,
-                "write_timeout": self._timeout})
-        self._connection = connection
+        self._connection = with_socket_timeouts(self.celery.connection_for_write(), self._timeout,
+                                                confirm_publish=True)
         # One attempt: a dead broker costs one connect timeout, then the relay takes over (kombu's connect() would
         # try again after sleeping two seconds).
         self._connection.ensure_connection(max_retries=0)

@@ -1,11 +1,18 @@
 """/healthz answers without I/O; /readyz checks the database and the broker and names what fails."""
 from __future__ import annotations
 
-import pytest
-from prometheus_client.parser import text_string_to_metric_families
+import threading
+from urllib.parse import urlsplit
 
+import pytest
+from alembic.script import ScriptDirectory
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import create_engine, text
+
+from ingest.db import alembic_config, migrate
 from ingest.runtime import Runtime
-from tests.conftest import DEAD_BROKER_URLS, make_client
+from tests.conftest import DEAD_BROKER_URLS, PG_SERVER_URL, make_client, truncate_postgres
+from tests.support.stalling_proxy import StallingProxy
 
 
 def test_healthz_answers_even_when_everything_is_down(make_settings):
@@ -39,6 +46,70 @@ def test_readyz_names_the_broker_when_it_is_down(database_url, make_settings, de
     assert response.status_code == 503
     assert "broker" in response.json["message"] and "database" not in response.json["message"]
     runtime.close()
+
+
+def test_readyz_answers_a_database_that_stopped_answering_with_a_timeout(postgres_schema_url, make_settings):
+    truncate_postgres(postgres_schema_url)
+    server = urlsplit(PG_SERVER_URL)
+    with StallingProxy(server.hostname, server.port) as proxy:
+        proxied = postgres_schema_url.replace(f"{server.hostname}:{server.port}/", f"127.0.0.1:{proxy.port}/")
+        runtime = Runtime(make_settings(proxied))
+        client = make_client(runtime)
+        assert client.get("/readyz").status_code == 200  # warm: the pool keeps a connection
+        proxy.stall()
+        responses: list = []
+        probe = threading.Thread(target=lambda: responses.append(client.get("/readyz")), daemon=True)
+        probe.start()
+        probe.join(timeout=60)  # a bound on a hang, not a speed
+        runtime.close()
+
+    assert not probe.is_alive(), "/readyz still waits for a database that stopped answering"
+    assert (responses[0].status_code, responses[0].json["message"]) == (503, "database: timeout")
+
+
+def code_head() -> str:
+    """This code's latest migration, as alembic reads it."""
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def readyz_on(database_url: str, make_settings):
+    runtime = Runtime(make_settings(database_url))
+    try:
+        return make_client(runtime).get("/readyz")
+    finally:
+        runtime.close()
+
+
+def test_readyz_is_not_ready_on_a_database_never_migrated(tmp_path, make_settings):
+    response = readyz_on(f"sqlite:///{tmp_path}/empty.db", make_settings)
+
+    assert response.status_code == 503
+    assert response.json["message"] == f"database: schema at none, this version needs {code_head()}: " \
+                                       "run crm-ingest migrate"
+
+
+def test_readyz_is_not_ready_on_a_schema_behind_the_code(tmp_path, make_settings):
+    url = f"sqlite:///{tmp_path}/behind.db"
+    previous = ScriptDirectory.from_config(alembic_config(url)).get_revision(code_head()).down_revision
+    migrate(url, previous)
+
+    response = readyz_on(url, make_settings)
+
+    assert response.status_code == 503
+    assert response.json["message"] == f"database: schema at {previous}, this version needs {code_head()}: " \
+                                       "run crm-ingest migrate"
+
+
+def test_readyz_is_ready_on_a_schema_a_newer_version_migrated(tmp_path, make_settings):
+    """A rolling deploy: the new version migrated first, and migrations add before they remove."""
+    url = f"sqlite:///{tmp_path}/ahead.db"
+    migrate(url)
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = 'from-a-newer-version'"))
+    engine.dispose()
+
+    assert readyz_on(url, make_settings).status_code == 200
 
 
 def test_metrics_are_prometheus_text(client, generic_headers):

@@ -6,18 +6,24 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 
+from crm_sync.delivery.wake import SCHEDULE_TASK
 from crm_sync.pipeline import process_event
-from ingest.outbox import INGEST_QUEUE
+from ingest.db import migrate
+from ingest.outbox import INGEST_QUEUE, RELAY_TASK
 from ingest.queue_depth import queue_depths
+from ingest.retention import PURGE_TASK
 from ingest.runtime import Runtime
 from ingest.schema import Event
 from tests.conftest import GENERIC_TOKEN, close_rabbitmq_connections, make_client
+from tests.support.holding_proxy import QUEUE_DECLARE_INGEST, HoldingProxy
 from tests.support.waiting import wait_until
 from tests.support.workers import running_worker, start_worker_process, write_config
 
@@ -85,6 +91,37 @@ def test_relay_does_not_requeue_stale_events_while_a_backlog_waits_in_the_queue(
     assert runtime.outbox.relay() == 0, "behind a backlog a message is still waiting, not lost"
     assert queued_messages(runtime) == 3, "one message per request, and none added by the relay"
     runtime.close()
+
+
+def test_the_relay_returns_when_rabbitmq_stops_answering_its_queue_depth_read(tmp_path, make_settings,
+                                                                            rabbitmq_broker_url):
+    """The relay first asks how long the ingest queue is: every wait on that connection is bounded, and the
+    connection is dropped without the closing handshake a silent broker would never answer."""
+    url = f"sqlite:///{tmp_path}/crm-ingest.db"
+    migrate(url)
+    server = urlsplit(rabbitmq_broker_url)
+    with HoldingProxy(server.hostname, server.port, QUEUE_DECLARE_INGEST) as proxy:
+        runtime = Runtime(make_settings(url, proxy.url_for(rabbitmq_broker_url), publish_timeout_seconds=0.5))
+        relayed: list[int] = []
+        relay = threading.Thread(target=lambda: relayed.append(runtime.outbox.relay()), daemon=True)
+        relay.start()
+        relay.join(timeout=60)  # a bound on a hang, not a speed: the read fails after BROKER_CHECK_SECONDS
+        runtime.close()
+
+    assert proxy.held.is_set(), "the broker went silent at the queue depth read"
+    assert not relay.is_alive(), "the relay still waits for a broker that stopped answering"
+    assert relayed == [0]
+
+
+def test_maintenance_tasks_run_under_a_time_limit(sqlite_runtime):
+    """A relay, sweep or purge waiting on a silent database or broker is stopped rather than holding its pool
+    process (and every later pass queued behind it) for good."""
+    tasks = sqlite_runtime.celery.tasks
+
+    limits = {name: (tasks[name].soft_time_limit, tasks[name].time_limit)
+              for name in (RELAY_TASK, SCHEDULE_TASK, PURGE_TASK)}
+
+    assert all(soft and hard and soft < hard for soft, hard in limits.values()), limits
 
 
 def lose_waiting_messages(runtime: Runtime) -> None:

@@ -1,22 +1,28 @@
 """Logs: one JSON object per line, naming the event at every step, with personal data masked by default."""
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import re
+import sqlite3
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
 
 from gunicorn.config import Config
+from sqlalchemy import event
 from werkzeug.test import EnvironBuilder
 
 from crm_sync.pipeline import process_event, process_events
-from ingest.db import transaction
+from ingest.db import migrate, transaction
 from ingest.events import EventRef, mark_not_enqueued
-from ingest.logs import REQUEST_LOGGED, log_context, loggable_path
+from ingest.logs import REQUEST_LOGGED, log_context, loggable_path, request_fields
+from ingest.runtime import Runtime
 from ingest.schema import EventStatus
 from workers.gunicorn_logger import GunicornLogger
-from tests.ops.conftest import GENERIC, post_generic
+from tests.conftest import make_client
+from tests.ops.conftest import GENERIC, JIVO_SECRET, post_generic
 
 PERSONAL = {"email": "ivan.petrov@example.com", "phone": "+7 916 123-45-67", "name": "Ivan"}
 
@@ -136,6 +142,50 @@ def test_the_access_log_has_one_line_for_any_other_request(log_lines):
 
     assert (line["message"], line["http_status"], line["duration_ms"], line["response_bytes"]) == (
         "GET /hooks/jivo-main/<url_secret> 200", 200, 3.0, 12)
+
+
+def test_a_doubled_slash_does_not_carry_the_url_secret_into_the_access_log(log_lines):
+    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": f"//hooks/jivo-main/{JIVO_SECRET}", "REMOTE_ADDR": "10.0.0.1"}
+
+    [line] = access_lines_for(environ, log_lines)
+
+    assert (line["message"], line["path"]) == ("POST /hooks/jivo-main/<url_secret> 200",
+                                               "/hooks/jivo-main/<url_secret>")
+
+
+def test_a_doubled_slash_does_not_carry_the_url_secret_into_the_apps_request_line():
+    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": f"/hooks//jivo-main/{JIVO_SECRET}"}
+
+    assert request_fields(environ, 308, 1.0)["path"] == "/hooks/jivo-main/<url_secret>"
+
+
+ROISTAT_PASSWORD = "roistat-password-for-tests"
+
+
+def test_a_failed_store_does_not_write_the_roistat_token_into_the_log(tmp_path, make_settings, log_lines):
+    """Roistat sends its credential in the query string, which is stored with the request: a statement that fails
+    must name neither its parameters nor the values of the request."""
+    url = f"sqlite:///{tmp_path}/locked.db"
+    migrate(url)
+    runtime = Runtime(make_settings(url, sources={
+        "roistat-main": {"provider": "roistat", "user": "roistat", "password": ROISTAT_PASSWORD}}))
+    # Another writer holds the database, and the store gives up after 0.1 s instead of the 30 s busy timeout.
+    event.listen(runtime.engine, "connect", lambda connection, _: connection.execute("PRAGMA busy_timeout=100"))
+    holder = sqlite3.connect(f"{tmp_path}/locked.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    token = hashlib.md5(f"roistat{ROISTAT_PASSWORD}".encode()).hexdigest()
+    read = log_lines("json")
+    try:
+        response = make_client(runtime).post(f"/hooks/roistat-main?user=roistat&token={token}&action=lead",
+                                             data={"id": "1", "name": "lead"})
+    finally:
+        holder.close()
+        runtime.close()
+
+    lines = read()
+    assert response.status_code == 503
+    assert [line["level"] for line in lines if "cannot store the request" in line["message"]] == ["ERROR"]
+    assert token not in json.dumps(lines)
 
 
 def test_a_dead_event_is_logged_with_its_reason(ops_client, ops_runtime, log_lines):

@@ -1,7 +1,9 @@
 """/metrics reads what is waiting from the database and the broker at scrape time."""
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import update
@@ -11,8 +13,10 @@ from crm_sync.schema import Contact, Delivery, DeliveryStatus, DestinationState,
 from ingest.db import migrate, transaction
 from ingest.runtime import Runtime
 from ingest.schema import Event, utcnow
-from tests.conftest import DEAD_BROKER_URLS, make_client
-from tests.ops.conftest import post_generic, sample, scrape
+from tests.conftest import DEAD_BROKER_URLS, PG_SERVER_URL, make_client, truncate_postgres
+from tests.ops.conftest import Samples, post_generic, sample, scrape
+from tests.support.holding_proxy import QUEUE_DECLARE_INGEST, HoldingProxy
+from tests.support.stalling_proxy import StallingProxy
 
 WEBHOOK_DESTINATION = {"kind": "webhook", "url": "http://127.0.0.1:9/hook", "secret": "whsec_" + "A" * 32,
                        "circuit_failures": 3}
@@ -116,6 +120,49 @@ def test_an_unreachable_broker_is_reported_and_the_page_still_served(database_ur
     assert sample(samples, "crm_ingest_state_up", part="broker") == 0
     assert sample(samples, "crm_ingest_state_up", part="database") == 1
     assert sample(samples, "crm_ingest_events", source="generic-main", status="received") == 0
+
+
+def scrape_unless_it_hangs(client) -> Samples | None:
+    """The page, or None if it still waits after a minute (a bound on a hang, not a speed)."""
+    pages: list[Samples] = []
+    scraping = threading.Thread(target=lambda: pages.append(scrape(client)), daemon=True)
+    scraping.start()
+    scraping.join(timeout=60)
+    return pages[0] if pages else None
+
+
+def test_a_rabbitmq_that_stopped_answering_is_reported_and_the_page_still_served(tmp_path, make_settings,
+                                                                                 rabbitmq_broker_url):
+    url = f"sqlite:///{tmp_path}/crm-ingest.db"
+    migrate(url)
+    server = urlsplit(rabbitmq_broker_url)
+    with HoldingProxy(server.hostname, server.port, QUEUE_DECLARE_INGEST) as proxy:
+        runtime = Runtime(make_settings(url, proxy.url_for(rabbitmq_broker_url), publish_timeout_seconds=0.5))
+        samples = scrape_unless_it_hangs(make_client(runtime))
+        runtime.close()
+
+    assert proxy.held.is_set(), "the broker went silent at the queue depth read"
+    assert samples is not None, "the scrape still waits for a broker that stopped answering"
+    assert sample(samples, "crm_ingest_state_up", part="broker") == 0
+    assert sample(samples, "crm_ingest_state_up", part="database") == 1
+
+
+def test_a_postgresql_that_stopped_answering_is_reported_and_the_page_still_served(postgres_schema_url,
+                                                                                   make_settings):
+    truncate_postgres(postgres_schema_url)
+    server = urlsplit(PG_SERVER_URL)
+    with StallingProxy(server.hostname, server.port) as proxy:
+        proxied = postgres_schema_url.replace(f"{server.hostname}:{server.port}/", f"127.0.0.1:{proxy.port}/")
+        runtime = Runtime(make_settings(proxied))
+        client = make_client(runtime)
+        assert sample(scrape(client), "crm_ingest_state_up", part="database") == 1  # warm: the pool keeps a connection
+        proxy.stall()
+        samples = scrape_unless_it_hangs(client)
+        runtime.close()
+
+    assert samples is not None, "the scrape still waits for a database that stopped answering"
+    assert sample(samples, "crm_ingest_state_up", part="database") == 0
+    assert sample(samples, "crm_ingest_state_up", part="broker") == 1
 
 
 def test_deliveries_and_circuit_state_are_shown_per_destination(database_url, make_settings):
