@@ -12,9 +12,9 @@ from typing import NamedTuple
 from sqlalchemy import and_, bindparam, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
-from crm_sync.facts import Key, person_facts
+from crm_sync.facts import Key, anchor_value, person_facts
 from crm_sync.identity import keys_condition
-from crm_sync.model import Person
+from crm_sync.model import Person, ProviderIdentity
 from crm_sync.normalise import EMAIL, PHONE, MatchingRules
 from crm_sync.profile import value_hash
 from crm_sync.schema import CRM_KIND_PREFIX, Contact, ContactIdentity, ContactValue, StoredInteraction
@@ -142,19 +142,36 @@ def resolve_ids(session: Session, contact_ids: list[int]) -> dict[int, int]:
 
 def find_contact_ids(session: Session, *, email: str | None = None, phone: str | None = None,
                      identity: tuple[str, str] | None = None, rules: MatchingRules = MatchingRules()) -> set[int]:
-    """Surviving contacts with this email, phone or identity (in any source): by normal form, or exactly as written."""
-    person = Person(emails=[email] if email else [], phones=[phone] if phone else [])
-    keys = [claim.key for claim in person_facts(person, rules, None)[0]]
-    if identity:
-        keys.append((*identity, None))
+    """Surviving contacts with this email, phone or identity (in any source): by normal form, or exactly as written.
+
+    `identity` (kind, value) is normalised as processing normalises what it stores: the kind trimmed and lowercased,
+    an email or phone kind as `email` or `phone`, a provider's id trimmed, an interaction's id as its anchor."""
+    kind, value = (identity[0].strip().lower(), identity[1].strip()) if identity else ("", "")
+    emails = [text for text in (email, value if kind == EMAIL else None) if text and text.strip()]
+    phones = [text for text in (phone, value if kind == PHONE else None) if text and text.strip()]
+    ids = [ProviderIdentity(kind=kind, value=value)] if kind not in ("", EMAIL, PHONE) else []
+    keys = [claim.key for claim in person_facts(Person(emails=emails, phones=phones, identities=ids), rules, None)[0]]
+    if ":" in kind:   # an interaction's anchor (`jivo:conversation`): a long id is stored by its digest
+        keys.append((kind, anchor_value(value), None))
     found = live_contacts_of(session, keys)
-    written = [(field, text.strip()) for field, text in ((EMAIL, email), (PHONE, phone)) if text and text.strip()]
+    written = [(EMAIL, text.strip()) for text in emails] + [(PHONE, text.strip()) for text in phones]
     if written:
         as_written = or_(*(and_(ContactValue.field == field, ContactValue.value_hash == value_hash(text))
                            for field, text in written))
         owners = session.scalars(select(ContactValue.contact_id).where(as_written))
         found |= set(resolve_ids(session, list(set(owners))).values())
     return found
+
+
+def split_identity(session: Session, text: str) -> tuple[str, str]:
+    """`<kind>:<value>` as asked, into (kind, value). A kind may hold ':' itself (`jivo:conversation`, and the value
+    `jivo:1:2` too): the kind is the longest prefix ending before a ':' that the store knows, else the first part."""
+    parts = text.split(":")
+    for end in range(len(parts) - 1, 1, -1):   # longest first; the first part is the answer when none is known
+        kind = ":".join(parts[:end])
+        if session.scalar(select(ContactIdentity.id).where(ContactIdentity.kind == kind.strip().lower()).limit(1)):
+            return kind, ":".join(parts[end:])
+    return parts[0], ":".join(parts[1:])
 
 
 def summary_of(row: StoredInteraction) -> InteractionSummary:

@@ -85,8 +85,12 @@ def _interaction_anchor(interaction: Interaction, source: str) -> Claim | None:
         kind, value = f"{interaction.provider}:{interaction.kind.value}", interaction.external_id
     else:
         return None
-    value = value if len(value) <= MAX_IDENTITY_LENGTH else f"sha256:{_digest(value)}"
-    return Claim(kind, value, IdentityRole.INTERACTION, source)
+    return Claim(kind, anchor_value(value), IdentityRole.INTERACTION, source)
+
+
+def anchor_value(value: str) -> str:
+    """A conversation's or lead's id as its anchor identity stores it (a search asks for it the same way)."""
+    return value if len(value) <= MAX_IDENTITY_LENGTH else f"sha256:{_digest(value)}"
 
 
 def person_facts(person: Person, rules: MatchingRules, source: str | None) -> tuple[list[Claim], list[Observed]]:

@@ -7,7 +7,10 @@ event changes nothing:
 - `occurred_at` is the earliest reported, the first event is the lowest event id;
 - transcript messages merge by id (or by time, author and text), tags union;
 - every other field, and every key of utm/geo/extra, is taken from the newest report (event id, record index)
-  that carries it: a late-processed old event cannot overwrite newer data.
+  that carries it: a late-processed old event cannot overwrite newer data;
+- the agent and the page are those of the newest report, completed field by field by the reports of the same agent
+  (id) or page (url) since the last report of another one: a message naming only its author's id keeps the name and
+  email an earlier report gave.
 """
 from __future__ import annotations
 
@@ -30,7 +33,9 @@ from ingest.schema import utcnow
 KIND_ORDER = [InteractionKind.CONTACT_UPDATE, InteractionKind.NOTE, InteractionKind.MESSAGE,
               InteractionKind.OFFLINE_MESSAGE, InteractionKind.LEAD, InteractionKind.TICKET, InteractionKind.CALL,
               InteractionKind.CHAT]
-LATEST_WINS = ("subject", "agent", "page", "lead")
+LATEST_WINS = ("subject", "lead")   # a lead is one snapshot of Roistat's form: its fields are not mixed across reports
+MERGED_BY_IDENTITY = {"agent": "id", "page": "url"}   # field -> the sub-field that says who (or which) it is
+_DUMPED = {*LATEST_WINS, *MERGED_BY_IDENTITY}
 MERGED_BY_KEY = ("utm", "geo", "extra")
 Stamp = list[int]  # [event id, record index]: JSON-friendly and comparable
 INTERACTIONS, REPORTS = StoredInteraction.__table__, InteractionEvent.__table__
@@ -196,7 +201,7 @@ def _merge_progress(merged: dict[str, Any], report: Interaction, stamp: Stamp) -
 def _merge_latest(merged: dict[str, Any], report: Interaction, stamp: Stamp) -> None:
     """Fields, and keys of utm/geo/extra, from the newest report that carries them."""
     details, sources = merged["details"], merged["field_sources"]
-    reported = report.model_dump(mode="json", include=set(LATEST_WINS))
+    reported = report.model_dump(mode="json", include=_DUMPED)
     for name in LATEST_WINS:
         value = reported.get(name)
         if value not in (None, "", {}) and _newer(stamp, sources.get(name)):
@@ -205,12 +210,59 @@ def _merge_latest(merged: dict[str, Any], report: Interaction, stamp: Stamp) -> 
                 merged["subject"] = value
             else:
                 details[name] = value
+    for name, identity in MERGED_BY_IDENTITY.items():
+        if reported.get(name):
+            _merge_identified(details, sources, name, identity, reported[name], stamp)
     for name in MERGED_BY_KEY:
         for key, value in getattr(report, name).items():
             path = f"{name}.{key}"
             if value not in (None, "") and _newer(stamp, sources.get(path)):
                 sources[path] = stamp
                 details[name] = {**details.get(name, {}), key: value}
+
+
+def _merge_identified(details: dict, sources: dict, name: str, identity: str, reported: dict, stamp: Stamp) -> None:
+    """The newest report's agent (or page), each field from the newest report that has it among those of the same
+    id since the last report of another. Stamps kept: the newest report's (`agent`), each field's (`agent.name`), and
+    the newest replaced report's (`agent~other`), older than which a report is history and changes nothing."""
+    values = {key: value for key, value in reported.items() if value not in (None, "")}
+    if not values:
+        return
+    current = {key: value for key, value in (details.get(name) or {}).items() if value not in (None, "")}
+    newest, other = sources.get(name), sources.get(f"{name}~other")
+    same = values.get(identity) is not None and values.get(identity) == current.get(identity)
+    if _newer(stamp, newest):
+        sources[name] = stamp
+        if not same:   # another agent: the one it replaces is now the newest report of another
+            if newest is not None and list(newest) != list(stamp):
+                sources[f"{name}~other"] = newest
+            current = _forget_fields(current, sources, name, lambda known: True)
+        fresh = values
+    elif other is not None and list(stamp) <= list(other):
+        return
+    elif same:   # an older report of the same agent: it fills what no newer one of them says
+        fresh = {key: value for key, value in values.items()
+                 if _newer(stamp, _field_stamp(sources, name, key, current))}
+    else:        # an older report of another agent: what the same agent said before it is history
+        sources[f"{name}~other"] = stamp
+        current = _forget_fields(current, sources, name, lambda known: list(known) < list(stamp))
+        fresh = {}
+    for key, value in fresh.items():
+        current[key], sources[f"{name}.{key}"] = value, stamp
+    details[name] = {**dict.fromkeys(reported), **current}
+
+
+def _field_stamp(sources: dict, name: str, key: str, current: dict) -> Stamp | None:
+    # A field stored before fields had their own stamps came with the newest report.
+    return sources.get(f"{name}.{key}") or (sources.get(name) if key in current else None)
+
+
+def _forget_fields(current: dict, sources: dict, name: str, forget) -> dict:
+    """`current` without the fields whose stamp `forget` accepts (their stamps go too)."""
+    forgotten = [key for key in current if forget(_field_stamp(sources, name, key, current) or [0, 0])]
+    for key in forgotten:
+        sources.pop(f"{name}.{key}", None)
+    return {key: value for key, value in current.items() if key not in forgotten}
 
 
 def merge_transcript(stored: list[dict], messages: list[Message], stamp: Stamp) -> list[dict]:

@@ -6,6 +6,10 @@ without a broker. Every path ends the event `processed`, `ignored` or `dead` wit
 The events of one task message are processed in one transaction: a commit, a session and the attempt's bookkeeping
 statements cost more than most events' own work. If any of them fails, none of that transaction is kept and each
 event goes again in a transaction of its own, so one event's failure (or conflict) is never another's.
+
+A failure that kills the worker (os._exit, the OOM killer, the hard time limit) ends the process before that
+fallback: the message is redelivered with all its events counted once. Events tried before therefore go one at a
+time, each counted right before its own transaction, so only the one that kills the worker runs out of attempts.
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import random
 import time
 import traceback
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 from pydantic import ValidationError
@@ -28,7 +33,7 @@ from crm_sync.interactions import RecordedInteraction, record_reports
 from crm_sync.prepared import Parsed, Prepared, prepare
 from crm_sync.observe import attempt_context, attempt_ended, attempt_started, not_attempted, observed_attempt
 from crm_sync.store import StoreOptions, apply_event, facts_for
-from ingest.attempts import Attempt, Ending, begin_attempts, finish, finish_all, hold
+from ingest.attempts import Attempt, Ending, begin_attempt, begin_attempts, finish, finish_all, hold, tried_before
 from ingest.db import transaction
 from ingest.events import raw_request_of
 from ingest.providers import IgnoreEvent, ParseError, UnknownProvider, get_provider
@@ -71,25 +76,55 @@ def process_events(sessions: sessionmaker[Session], event_ids: list[int], max_at
                    options: StoreOptions | None = None, planned_for: set[str] | None = None) -> list[Outcome]:
     """Process stored events exactly once in effect, however often and concurrently called; each one's outcome.
 
-    A transient database error propagates (the caller retries); anything else finishes the event. Once the
-    processing transaction has committed, `planned_for` receives the destinations that got new deliveries.
+    A transient database error propagates (the caller retries) once the other events have had their turn; anything
+    else finishes the event. Once the processing transaction has committed, `planned_for` receives the destinations
+    that got new deliveries.
     """
     options = options or StoreOptions()
     asked_at = utcnow()
-    attempts = begin_attempts(sessions.kw["bind"], event_ids, max_attempts)
-    outcomes: dict[int, Outcome] = {}
-    for event_id in dict.fromkeys(event_ids):
-        if event_id not in attempts:
+    engine = sessions.kw["bind"]
+    fresh = begin_attempts(engine, event_ids, max_attempts, fresh_only=True)
+    outcomes = _process_together(sessions, fresh, options, planned_for) if len(fresh) > 1 else {}
+    queue: list[tuple[int, Attempt | None]] = [(event_id, attempt) for event_id, attempt in sorted(fresh.items())
+                                               if event_id not in outcomes]
+    others = [event_id for event_id in dict.fromkeys(event_ids) if event_id not in fresh]
+    suspects = tried_before(engine, others) if others else []
+    queue += [(event_id, None) for event_id in suspects]   # counted by _one_by_one, right before each one's work
+    for event_id in others:
+        if event_id not in suspects:
             not_attempted(sessions, event_id, asked_at)
             outcomes[event_id] = Outcome.SKIPPED
-    if len(attempts) > 1:
-        outcomes.update(_process_together(sessions, attempts, options, planned_for))
-    for event_id, attempt in sorted(attempts.items()):
-        if event_id not in outcomes:
+    outcomes.update(_one_by_one(sessions, queue, max_attempts, options, planned_for, asked_at))
+    return [outcomes[event_id] for event_id in event_ids]
+
+
+def _one_by_one(sessions: sessionmaker[Session], queue: list[tuple[int, Attempt | None]], max_attempts: int,
+                options: StoreOptions, planned_for: set[str] | None, asked_at: datetime) -> dict[int, Outcome]:
+    """Each event in a transaction of its own, its attempt counted first if it is not yet (None). A transient error
+    of one event is raised once the others are done, so it does not hold them back; two in a row are the database
+    failing, not an event: they are raised at once, and the task's retry comes back for the rest."""
+    outcomes: dict[int, Outcome] = {}
+    failure: Exception | None = None
+    failed_last = False
+    for event_id, attempt in queue:
+        attempt = attempt or begin_attempt(sessions.kw["bind"], event_id, max_attempts)
+        if attempt is None:   # finished meanwhile, or out of attempts (dead now)
+            not_attempted(sessions, event_id, asked_at)
+            outcomes[event_id] = Outcome.SKIPPED
+            continue
+        try:
             with observed_attempt(sessions, event_id, attempt) as watch:
                 watch.outcome = _attempt(sessions, event_id, attempt.number, options, planned_for)
-            outcomes[event_id] = watch.outcome
-    return [outcomes[event_id] for event_id in event_ids]
+        except TRANSIENT_DB_ERRORS as exc:
+            if failed_last:
+                raise
+            failure, failed_last = failure or exc, True
+            continue
+        failed_last = False
+        outcomes[event_id] = watch.outcome
+    if failure is not None:
+        raise failure
+    return outcomes
 
 
 def _process_together(sessions: sessionmaker[Session], attempts: dict[int, Attempt], options: StoreOptions,

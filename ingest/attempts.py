@@ -2,14 +2,16 @@
 
 Every transition is a conditional UPDATE on the attempt number, so a task that runs twice, concurrently or after its
 worker was killed cannot move an event twice: correctness comes from the database, never from the broker. A task
-message carries several events; each step works on all of them in one statement.
+message carries several events; each step works on all of them in one statement, except for events tried before:
+those are counted one at a time (`begin_attempt`), each right before its own work, so that an event that keeps
+killing its worker spends its own attempts and not those of the other events of its message.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
 
-from sqlalchemy import JSON, BigInteger, Connection, Engine, Row, bindparam, cast, or_, tuple_, update
+from sqlalchemy import JSON, BigInteger, Connection, Engine, Row, bindparam, cast, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import any_
@@ -46,26 +48,34 @@ _FINISH = update(EVENTS).where(*_THIS_ATTEMPT).values(
     error_class=bindparam("reason_class"), error_message=bindparam("reason"))
 
 
+_UNFINISHED = or_(EVENTS.c.status == EventStatus.RECEIVED, EVENTS.c.status == EventStatus.PROCESSING)
+
+
 @cache
-def _begin_statement(dialect: str):
+def _begin_statement(dialect: str, fresh_only: bool):
     """On PostgreSQL the ids are one array parameter: the statement's text is the same for any number of ids, so
-    the driver prepares it once (an IN list would be a new statement for every length)."""
+    the driver prepares it once (an IN list would be a new statement for every length). `fresh_only`: count only
+    the events never tried (an event tried before waits for `begin_attempt`)."""
     ids = EVENTS.c.id == any_(cast(bindparam("event_ids"), ARRAY(BigInteger))) if dialect == "postgresql" \
         else EVENTS.c.id.in_(bindparam("event_ids", expanding=True))
+    never_tried = (EVENTS.c.attempts == 0,) if fresh_only else ()
     return (update(EVENTS)
-            .where(ids, or_(EVENTS.c.status == EventStatus.RECEIVED, EVENTS.c.status == EventStatus.PROCESSING))
+            .where(ids, _UNFINISHED, *never_tried)
             .values(status=EventStatus.PROCESSING, attempts=EVENTS.c.attempts + 1)
             .returning(EVENTS.c.id, EVENTS.c.attempts, EVENTS.c.source, EVENTS.c.provider))
 
 
-def begin_attempts(engine: Engine, event_ids: list[int], max_attempts: int) -> dict[int, Attempt]:
+def begin_attempts(engine: Engine, event_ids: list[int], max_attempts: int, *, fresh_only: bool = False
+                   ) -> dict[int, Attempt]:
     """Count an attempt for each event and mark it in flight; the attempts, by event id, of those that are ours to
-    process (an event already finished, or out of attempts, has none).
+    process (an event already finished, or out of attempts, has none). `fresh_only`: only the events never tried;
+    one tried before (its previous attempt was interrupted, or failed on a transient error) is left out, for
+    `begin_attempt` to count when its turn comes.
 
     Committed on its own before the work starts (one autocommitted statement on PostgreSQL), so a worker killed
     mid-task still leaves a trace and an event that keeps killing workers goes dead instead of looping forever.
     """
-    rows = execute_committed_rows(engine, _begin_statement(engine.dialect.name),
+    rows = execute_committed_rows(engine, _begin_statement(engine.dialect.name, fresh_only),
                                   {"event_ids": sorted(set(event_ids))})
     attempts = {event_id: Attempt(number, source, provider) for event_id, number, source, provider in rows}
     exhausted = {event_id: attempt for event_id, attempt in attempts.items() if attempt.number > max_attempts}
@@ -76,6 +86,21 @@ def begin_attempts(engine: Engine, event_ids: list[int], max_attempts: int) -> d
                        error_message=f"processing was interrupted {attempt.number - 1} times (worker killed or "
                                      "timed out)")
     return {event_id: attempt for event_id, attempt in attempts.items() if event_id not in exhausted}
+
+
+def begin_attempt(engine: Engine, event_id: int, max_attempts: int) -> Attempt | None:
+    """Count one more attempt for this one event, committed on its own right before its work; None if it is not ours
+    to process (finished, or out of attempts: then it is dead now)."""
+    return begin_attempts(engine, [event_id], max_attempts).get(event_id)
+
+
+def tried_before(engine: Engine, event_ids: list[int]) -> list[int]:
+    """Of these events, those not finished yet, fewest attempts first: the event that killed the previous run has
+    one attempt more than those it took down with it, so they go first and finish before it can kill this run."""
+    statement = select(EVENTS.c.id).where(EVENTS.c.id.in_(sorted(set(event_ids))), _UNFINISHED) \
+        .order_by(EVENTS.c.attempts, EVENTS.c.id)
+    with engine.connect() as connection:
+        return list(connection.scalars(statement))
 
 
 def hold(session: Session, attempts: dict[int, int]) -> dict[int, Row]:

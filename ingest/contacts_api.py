@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 
 from crm_sync.contact_detail import contact_detail
-from crm_sync.contacts import find_contact_ids
+from crm_sync.contacts import find_contact_ids, split_identity
 from crm_sync.normalise import rules_from_settings
 from ingest.admin import require_admin_token
 from ingest.admin_params import ID
@@ -33,7 +33,7 @@ def contacts_search():
     runtime = _runtime()
     with runtime.sessions() as session:
         found = find_contact_ids(session, email=email or None, phone=phone or None,
-                                 identity=(kind, value) if identity else None,
+                                 identity=split_identity(session, identity) if identity else None,
                                  rules=rules_from_settings(runtime.settings))
         details = [contact_detail(session, contact_id) for contact_id in sorted(found)[:MAX_FOUND]]
     return jsonify(contacts=[detail for detail in details if detail], total=len(found))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from sqlalchemy import Engine, Insert, Row, bindparam, or_, select, update
+from sqlalchemy import Engine, Insert, Row, bindparam, null, or_, select, update
 from sqlalchemy.orm import Session
 
 from ingest.db import execute_committed_rows, goes_through_driver, insert_for
@@ -170,10 +170,12 @@ def claim_for_relay(session: Session, *, requeue_after: timedelta, limit: int, s
 
 def reset_for_replay(session: Session, event_ids: list[int]) -> list[EventRef]:
     """Put finished events back to `received` for the current code to process again; in-flight ones are left, and
-    so are purged ones (their raw request is gone)."""
+    so are purged ones (their raw request is gone). The previous attempt's result and end time go too: an event
+    waiting to be processed must not show what an older code made of it."""
     rows = session.execute(
         update(Event).where(Event.id.in_(event_ids), Event.status.in_(FINAL_STATUSES), Event.purged_at.is_(None))
-        .values(status=EventStatus.RECEIVED, attempts=0, error_class=None, error_message=None, enqueued_at=utcnow())
+        .values(status=EventStatus.RECEIVED, attempts=0, error_class=None, error_message=None, enqueued_at=utcnow(),
+                processed_at=None, result=null())  # null(): SQL NULL, as a finished attempt leaves "no result"
         .returning(Event.id, Event.source)
     ).all()
     return sorted(EventRef(*row) for row in rows)

@@ -69,6 +69,47 @@ def test_searching_by_a_provider_identity_finds_the_contact(api, admin_headers):
     assert [contact["id"] for contact in body.get_json()["contacts"]] == [1]
 
 
+def found_by_identity(client, admin_headers, identity: str) -> list[int]:
+    body = client.get("/api/contacts", query_string={"identity": identity}, headers=admin_headers).get_json()
+    return [contact["id"] for contact in body["contacts"]]
+
+
+def test_an_identity_kind_is_matched_whatever_its_case_and_spaces(api, admin_headers):
+    store, client = api
+    _ivan(store)
+    assert found_by_identity(client, admin_headers, " JIVO.Client_ID :1217") == [1]
+
+
+def test_an_identity_value_is_matched_without_its_surrounding_spaces(api, admin_headers):
+    store, client = api
+    _ivan(store)
+    assert found_by_identity(client, admin_headers, "jivo.client_id: 1217 ") == [1]
+
+
+def test_an_email_identity_is_matched_by_its_normal_form(api, admin_headers):
+    store, client = api
+    _ivan(store)
+    assert found_by_identity(client, admin_headers, "email:Ivan.Petrov@Example.RU") == [1]
+
+
+def test_a_phone_identity_is_matched_by_its_normal_form(api, admin_headers):
+    store, client = api
+    _ivan(store)
+    assert found_by_identity(client, admin_headers, "phone:8 (916) 123-45-67") == [1]
+
+
+def test_a_conversation_is_found_by_its_identity_whose_kind_holds_a_colon(api, admin_headers):
+    store, client = api
+    store.receive(report(visitor("Ivan"), chat("jivo:1:2")))   # Jivo's conversation ids hold colons too
+    assert found_by_identity(client, admin_headers, "jivo:conversation:jivo:1:2") == [1]
+
+
+def test_a_lead_is_found_by_its_identity_whose_kind_holds_a_colon(api, admin_headers):
+    store, client = api
+    _ivan(store)
+    assert found_by_identity(client, admin_headers, "roistat:lead:90") == [1]
+
+
 def test_an_unverified_phone_is_found_by_its_exact_text(api, admin_headers):
     store, client = api
     store.receive(report(visitor("Maria", phone="call after 6pm")))

@@ -12,7 +12,7 @@ from typing import Iterator
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from crm_sync.model import ConversationState, Message
+from crm_sync.model import Agent, ConversationState, Message, Page
 from crm_sync.normalise import normalise_email, normalise_phone
 from crm_sync.store import StoreOptions
 from ingest.db import migrate
@@ -35,12 +35,16 @@ people = st.builds(
     st.lists(st.sampled_from(PHONES), max_size=2), st.lists(st.sampled_from(IDS), max_size=2, unique_by=lambda p: p[0]),
     st.sampled_from([None, "Acme", "Roga"]),
 )
+AGENTS = [None, Agent(id="7", name="Olga", email="olga@example.ru"), Agent(id="7"), Agent(id="7", name="Olga P"),
+          Agent(id="8", name="Petr"), Agent(name="Anon")]
+PAGES = [None, Page(url="https://a.example/", title="A"), Page(url="https://a.example/"),
+         Page(url="https://b.example/")]
 chats = st.builds(
-    lambda conversation, state, subject, tags, messages: chat(conversation, state, subject=subject, tags=tags,
-                                                              messages=messages),
+    lambda conversation, state, subject, tags, messages, agent, page: chat(
+        conversation, state, subject=subject, tags=tags, messages=messages, agent=agent, page=page),
     st.sampled_from(["jivo:c1", "jivo:c2"]), st.sampled_from([None, *ConversationState]),
     st.sampled_from([None, "Delivery", "Refund"]), st.lists(st.sampled_from(["vip", "sales"]), max_size=2),
-    st.lists(st.sampled_from(MESSAGES), max_size=2),
+    st.lists(st.sampled_from(MESSAGES), max_size=2), st.sampled_from(AGENTS), st.sampled_from(PAGES),
 )
 leads = st.builds(lambda number, subject: lead(number, subject=subject), st.sampled_from(["90", "91"]),
                   st.sampled_from([None, "Callback"]))
