@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -80,20 +81,34 @@ def payload(relative: str) -> bytes:
 
 # --- databases ----------------------------------------------------------------------------------------------------
 
+@contextmanager
+def private_schema(name: str) -> Iterator[str]:
+    """An empty schema of this name in the `test` database, as a URL whose search_path is it; dropped afterwards."""
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    admin = create_engine(PG_SERVER_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE SCHEMA {name}"))
+    try:
+        yield f"{PG_SERVER_URL}?options=-csearch_path%3D{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f"DROP SCHEMA {name} CASCADE"))
+        admin.dispose()
+
+
 @pytest.fixture(scope="session")
 def postgres_schema_url() -> Iterator[str]:
     """A private schema in the `test` database, migrated once per session, dropped afterwards."""
-    require_service("PostgreSQL", "127.0.0.1", 5432)
-    schema = f"t_{RUN_ID}"
-    admin = create_engine(PG_SERVER_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    url = f"{PG_SERVER_URL}?options=-csearch_path%3D{schema}"
-    migrate(url)
-    yield url
-    with admin.connect() as connection:
-        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
+    with private_schema(f"t_{RUN_ID}") as url:
+        migrate(url)
+        yield url
+
+
+@pytest.fixture
+def empty_postgres_schema_url() -> Iterator[str]:
+    """A fresh, empty schema of its own (the session's schema is migrated already)."""
+    with private_schema(f"t_{RUN_ID}_{uuid.uuid4().hex[:8]}") as url:
+        yield url
 
 
 def truncate_postgres(url: str) -> None:

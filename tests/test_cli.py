@@ -15,7 +15,7 @@ import pytest
 from bench.servers import children_of
 from ingest.db import migrate
 from tests.support.waiting import wait_until
-from tests.test_migrations import empty_postgres_schema_url, revisions  # noqa: F401 (a fixture)
+from tests.test_migrations import revisions
 
 TOKEN = "cli-generic-token-0123456789"
 

@@ -52,8 +52,7 @@ def test_readyz_answers_a_database_that_stopped_answering_with_a_timeout(postgre
     truncate_postgres(postgres_schema_url)
     server = urlsplit(PG_SERVER_URL)
     with StallingProxy(server.hostname, server.port) as proxy:
-        proxied = postgres_schema_url.replace(f"{server.hostname}:{server.port}/", f"127.0.0.1:{proxy.port}/")
-        runtime = Runtime(make_settings(proxied))
+        runtime = Runtime(make_settings(proxy.url_for(postgres_schema_url)))
         client = make_client(runtime)
         assert client.get("/readyz").status_code == 200  # warm: the pool keeps a connection
         proxy.stall()

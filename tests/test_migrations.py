@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import multiprocessing
-import uuid
-from typing import Iterator
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -13,7 +11,6 @@ from sqlalchemy import create_engine, inspect, text
 
 from ingest.db import alembic_config, migrate
 from ingest.schema import Base
-from tests.conftest import PG_SERVER_URL, RUN_ID, require_service
 
 
 def revisions() -> list[str]:
@@ -78,20 +75,6 @@ def _migrate_at_once(url: str, processes: int = 2) -> list[int]:
     for child in children:
         child.join(timeout=120)
     return [child.exitcode for child in children]
-
-
-@pytest.fixture
-def empty_postgres_schema_url() -> Iterator[str]:
-    """A fresh, empty schema of its own in the `test` database (the session's schema is migrated already)."""
-    require_service("PostgreSQL", "127.0.0.1", 5432)
-    schema = f"t_{RUN_ID}_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_SERVER_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    yield f"{PG_SERVER_URL}?options=-csearch_path%3D{schema}"
-    with admin.connect() as connection:
-        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
 
 
 @pytest.mark.timeout(180)

@@ -23,7 +23,7 @@ from ingest.retention import PURGE_TASK
 from ingest.runtime import Runtime
 from ingest.schema import Event
 from tests.conftest import GENERIC_TOKEN, close_rabbitmq_connections, make_client
-from tests.support.holding_proxy import QUEUE_DECLARE_INGEST, HoldingProxy
+from tests.support.stalling_proxy import QUEUE_DECLARE_INGEST, HoldingProxy
 from tests.support.waiting import wait_until
 from tests.support.workers import running_worker, start_worker_process, write_config
 

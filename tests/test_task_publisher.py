@@ -106,8 +106,8 @@ def test_a_publish_to_a_rabbitmq_that_stopped_answering_fails_instead_of_hanging
     """Each wait on that connection is bounded by publish_timeout_seconds, and the closing handshake is skipped."""
     server = urlsplit(rabbitmq_broker_url)
     with StallingProxy(server.hostname, server.port) as proxy:
-        proxied = rabbitmq_broker_url.replace(f"@{server.hostname}:{server.port}/", f"@127.0.0.1:{proxy.port}/")
-        runtime = Runtime(make_settings(f"sqlite:///{tmp_path}/crm-ingest.db", proxied, publish_timeout_seconds=0.5))
+        runtime = Runtime(make_settings(f"sqlite:///{tmp_path}/crm-ingest.db", proxy.url_for(rabbitmq_broker_url),
+                                        publish_timeout_seconds=0.5))
         publisher = TaskPublisher(runtime.celery, PROCESS_EVENTS_TASK, INGEST_QUEUE)
         publisher.publish([[[1]]])
         proxy.stall()

@@ -1,7 +1,6 @@
 """Migration 0002 adds the contact store and can be taken back, on SQLite and on PostgreSQL, keeping raw events."""
 from __future__ import annotations
 
-import uuid
 from typing import Iterator
 
 import pytest
@@ -9,7 +8,6 @@ from alembic import command
 from sqlalchemy import create_engine, inspect, text
 
 from ingest.db import alembic_config, migrate
-from tests.conftest import PG_SERVER_URL, require_service
 
 CONTACT_TABLES = {"contacts", "contact_identities", "contact_values", "interactions", "interaction_events"}
 
@@ -18,16 +16,8 @@ CONTACT_TABLES = {"contacts", "contact_identities", "contact_values", "interacti
 def empty_database(request, tmp_path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/migrations.db"
-        return
-    require_service("PostgreSQL", "127.0.0.1", 5432)
-    schema = f"m_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_SERVER_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    yield f"{PG_SERVER_URL}?options=-csearch_path%3D{schema}"
-    with admin.connect() as connection:
-        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
+    else:
+        yield request.getfixturevalue("empty_postgres_schema_url")
 
 
 def test_the_contact_store_migration_goes_down_to_0001_and_up_again_keeping_events(empty_database):

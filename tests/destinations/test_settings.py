@@ -92,7 +92,7 @@ def test_every_destination_problem_is_reported_at_once_with_its_place():
 
     text = str(caught.value)
     for place in ("destinations.no-kind: needs kind", "destinations.odd-kind.kind: unknown destination kind",
-                  "destinations.typo.tokn: unknown key", "destinations.no-token.token: Field required",
+                  "destinations.typo.tokn: unknown key", "destinations.no-token.token: a hubspot destination needs token",
                   "destinations.bad-rate.rate: rate 'fast' must look like", "destinations.bad-secret.url",
                   "destinations.bad-secret.secret", "destinations.bad-bitrix.webhook_url",
                   "destinations.no-field.key_field_id", "destinations.slow.timeout_seconds",

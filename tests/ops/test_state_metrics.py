@@ -15,8 +15,7 @@ from ingest.runtime import Runtime
 from ingest.schema import Event, utcnow
 from tests.conftest import DEAD_BROKER_URLS, PG_SERVER_URL, make_client, truncate_postgres
 from tests.ops.conftest import Samples, post_generic, sample, scrape
-from tests.support.holding_proxy import QUEUE_DECLARE_INGEST, HoldingProxy
-from tests.support.stalling_proxy import StallingProxy
+from tests.support.stalling_proxy import QUEUE_DECLARE_INGEST, HoldingProxy, StallingProxy
 
 WEBHOOK_DESTINATION = {"kind": "webhook", "url": "http://127.0.0.1:9/hook", "secret": "whsec_" + "A" * 32,
                        "circuit_failures": 3}
@@ -152,8 +151,7 @@ def test_a_postgresql_that_stopped_answering_is_reported_and_the_page_still_serv
     truncate_postgres(postgres_schema_url)
     server = urlsplit(PG_SERVER_URL)
     with StallingProxy(server.hostname, server.port) as proxy:
-        proxied = postgres_schema_url.replace(f"{server.hostname}:{server.port}/", f"127.0.0.1:{proxy.port}/")
-        runtime = Runtime(make_settings(proxied))
+        runtime = Runtime(make_settings(proxy.url_for(postgres_schema_url)))
         client = make_client(runtime)
         assert sample(scrape(client), "crm_ingest_state_up", part="database") == 1  # warm: the pool keeps a connection
         proxy.stall()
