@@ -9,7 +9,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Callable, Literal, Mapping, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 
@@ -220,27 +220,14 @@ def _validate_sources(raw_sources: Any, problems: list[str]) -> dict[str, Source
 
 
 def _validate_source(name: str, fields: Any, problems: list[str]) -> SourceSettings | None:
-    """One source, every problem of it at once: its name, its provider, then its keys."""
-    from ingest.providers import UnknownProvider, get_provider
+    from ingest.providers import PROVIDERS, UnknownProvider, get_provider
 
-    where = f"sources.{name}"
-    found = [] if _SOURCE_NAME.match(name) else [
-        f"{where}: a source name may hold letters, digits, '.', '_' and '-' (it is part of the URL)"]
-    if not isinstance(fields, dict) or not fields.get("provider"):
-        problems.extend([*found, f"{where}: needs provider = \"<{'|'.join(_known_providers())}>\""])
-        return None
-    if "name" in fields:
-        found.append(f"{where}.name: unknown key (the section's name is the source's name)")
-    source = None
-    try:
-        provider = get_provider(fields["provider"])
-        source = provider.settings_model(**{**fields, "name": name})  # the other keys are checked all the same
-    except UnknownProvider as exc:
-        found.append(f"{where}.provider: {exc}")
-    except ValidationError as exc:
-        found.extend(_describe(exc, where, f"a {provider.name} source"))
-    problems.extend(found)
-    return None if found else source
+    def model(provider: str):
+        found = get_provider(provider)
+        return f"a {found.name} source", found.settings_model
+
+    return _validate_section(_Section("sources", "source", "provider", sorted(PROVIDERS), UnknownProvider,
+                                      " (it is part of the URL)"), name, fields, model, problems)
 
 
 def _validate_destinations(raw: Any, problems: list[str]) -> dict[str, DestinationSettings]:
@@ -258,33 +245,46 @@ def _validate_destinations(raw: Any, problems: list[str]) -> dict[str, Destinati
 
 
 def _validate_destination(name: str, fields: Any, problems: list[str]) -> DestinationSettings | None:
-    """One destination, every problem of it at once: its name, its kind, then its keys."""
     from crm_sync.destinations import DESTINATIONS, UnknownDestination, get_destination_class
 
-    where = f"destinations.{name}"
+    def model(kind: str):
+        found = get_destination_class(kind)
+        return f"a {found.kind} destination", found.settings_model
+
+    return _validate_section(_Section("destinations", "destination", "kind", sorted(DESTINATIONS),
+                                      UnknownDestination), name, fields, model, problems)
+
+
+class _Section(NamedTuple):
+    table: str                       # "sources"
+    noun: str                        # "source"
+    selector: str                    # the key that picks the module: "provider"
+    choices: list[str]               # the modules there are
+    unknown: type[Exception]         # what the registry raises for another
+    name_note: str = ""
+
+
+def _validate_section(section: _Section, name: str, fields: Any,
+                      model_of: Callable[[str], tuple[str, type[BaseModel]]], problems: list[str]) -> Any:
+    """One section, every problem of it at once: its name, its module, then its keys (checked all the same)."""
+    where = f"{section.table}.{name}"
     found = [] if _SOURCE_NAME.match(name) else [
-        f"{where}: a destination name may hold letters, digits, '.', '_' and '-'"]
-    if not isinstance(fields, dict) or not fields.get("kind"):
-        problems.extend([*found, f"{where}: needs kind = \"<{'|'.join(sorted(DESTINATIONS))}>\""])
+        f"{where}: a {section.noun} name may hold letters, digits, '.', '_' and '-'{section.name_note}"]
+    if not isinstance(fields, dict) or not fields.get(section.selector):
+        problems.extend([*found, f"{where}: needs {section.selector} = \"<{'|'.join(section.choices)}>\""])
         return None
     if "name" in fields:
-        found.append(f"{where}.name: unknown key (the section's name is the destination's name)")
-    destination = None
+        found.append(f"{where}.name: unknown key (the section's name is the {section.noun}'s name)")
+    settings = None
     try:
-        destination_class = get_destination_class(fields["kind"])
-        destination = destination_class.settings_model(**{**fields, "name": name})
-    except UnknownDestination as exc:
-        found.append(f"{where}.kind: {exc}")
+        described, model = model_of(fields[section.selector])
+        settings = model(**{**fields, "name": name})
+    except section.unknown as exc:
+        found.append(f"{where}.{section.selector}: {exc}")
     except ValidationError as exc:
-        found.extend(_describe(exc, where, f"a {destination_class.kind} destination"))
+        found.extend(_describe(exc, where, described))
     problems.extend(found)
-    return None if found else destination
-
-
-def _known_providers() -> list[str]:
-    from ingest.providers import PROVIDERS
-
-    return sorted(PROVIDERS)
+    return None if found else settings
 
 
 # What a missing credential is and where to find it, as the providers' own validators say for a wrong one.
