@@ -74,40 +74,23 @@ def found_by_identity(client, admin_headers, identity: str) -> list[int]:
     return [contact["id"] for contact in body["contacts"]]
 
 
-def test_an_identity_kind_is_matched_whatever_its_case_and_spaces(api, admin_headers):
+@pytest.mark.parametrize("identity", [
+    pytest.param(" JIVO.Client_ID :1217", id="kind-in-any-case-and-spaces"),
+    pytest.param("jivo.client_id: 1217 ", id="value-without-its-spaces"),
+    pytest.param("email:Ivan.Petrov@Example.RU", id="email-by-its-normal-form"),
+    pytest.param("phone:8 (916) 123-45-67", id="phone-by-its-normal-form"),
+    pytest.param("roistat:lead:90", id="lead-whose-kind-holds-a-colon"),
+])
+def test_an_identity_is_matched_as_processing_normalises_it(api, admin_headers, identity):
     store, client = api
     _ivan(store)
-    assert found_by_identity(client, admin_headers, " JIVO.Client_ID :1217") == [1]
-
-
-def test_an_identity_value_is_matched_without_its_surrounding_spaces(api, admin_headers):
-    store, client = api
-    _ivan(store)
-    assert found_by_identity(client, admin_headers, "jivo.client_id: 1217 ") == [1]
-
-
-def test_an_email_identity_is_matched_by_its_normal_form(api, admin_headers):
-    store, client = api
-    _ivan(store)
-    assert found_by_identity(client, admin_headers, "email:Ivan.Petrov@Example.RU") == [1]
-
-
-def test_a_phone_identity_is_matched_by_its_normal_form(api, admin_headers):
-    store, client = api
-    _ivan(store)
-    assert found_by_identity(client, admin_headers, "phone:8 (916) 123-45-67") == [1]
+    assert found_by_identity(client, admin_headers, identity) == [1]
 
 
 def test_a_conversation_is_found_by_its_identity_whose_kind_holds_a_colon(api, admin_headers):
     store, client = api
     store.receive(report(visitor("Ivan"), chat("jivo:1:2")))   # Jivo's conversation ids hold colons too
     assert found_by_identity(client, admin_headers, "jivo:conversation:jivo:1:2") == [1]
-
-
-def test_a_lead_is_found_by_its_identity_whose_kind_holds_a_colon(api, admin_headers):
-    store, client = api
-    _ivan(store)
-    assert found_by_identity(client, admin_headers, "roistat:lead:90") == [1]
 
 
 def test_an_unverified_phone_is_found_by_its_exact_text(api, admin_headers):
