@@ -172,10 +172,15 @@ def _failure(row: Row, claimed: Claimed, error: DeliveryError, now: datetime, po
 
 def _retry_delay(error: DeliveryError, in_round: int, age: float, policy: RetryPolicy) -> float:
     """A "not now" without a delay (a 429 with no Retry-After) grows its wait with the round's age, as its attempts
-    are not counted; the drain pauses the whole destination for it as for a Retry-After."""
+    are not counted; the drain pauses the whole destination for it as for a Retry-After.
+
+    A write whose answer was lost (it timed out, or the connection dropped after it was sent) may still be committed
+    by the CRM after we gave up: its retry waits at least `unknown_outcome_seconds` (twice the destination's
+    timeout), so that its look-ups find such a late write instead of racing it and writing a second record."""
     if error.asks_to_wait and not error.retry_after:
         return policy.not_now_delay(in_round, age)
-    return policy.delay(in_round, error.retry_after)
+    delay = policy.delay(in_round, error.retry_after)
+    return max(delay, policy.unknown_outcome_seconds) if error.outcome_unknown else delay
 
 
 def _text(value: object) -> str | None:

@@ -13,6 +13,10 @@ from tenacity import RetryCallState, stop_after_attempt, stop_after_delay, wait_
 
 from crm_sync.destinations.base import DestinationSettings
 
+# After a write whose answer was lost, the next attempt waits at least this many of the destination's timeouts: the
+# request itself may have waited a whole timeout at the CRM's door, and the CRM gets as long again to commit it.
+UNKNOWN_OUTCOME_TIMEOUTS = 2.0
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -20,11 +24,14 @@ class RetryPolicy:
     max_age_seconds: float
     initial_seconds: float
     max_seconds: float
+    # The shortest wait after a write whose outcome is unknown (its answer was lost after it was sent): a CRM may
+    # commit it after the client gave up, so the retry's look-ups must come after such a late write has landed.
+    unknown_outcome_seconds: float = 0.0
 
     @classmethod
     def of(cls, settings: DestinationSettings) -> "RetryPolicy":
         return cls(settings.max_attempts, settings.max_age_seconds, settings.retry_initial_seconds,
-                   settings.retry_max_seconds)
+                   settings.retry_max_seconds, UNKNOWN_OUTCOME_TIMEOUTS * settings.timeout_seconds)
 
     def gives_up(self, attempts: int, age_seconds: float, counts_attempts: bool = True) -> bool:
         """After `attempts` failed attempts in this round, the first `age_seconds` ago: is it dead? A refusal that

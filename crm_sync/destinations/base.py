@@ -33,12 +33,17 @@ def sane_retry_after(seconds: float | None) -> float | None:
 
 
 class DeliveryError(Exception):
-    """A failed call to a CRM. `reason` is a machine class: auth, validation, rate_limit, crm_unavailable, …"""
+    """A failed call to a CRM. `reason` is a machine class: auth, validation, rate_limit, crm_unavailable, …
 
-    def __init__(self, reason: str, message: str, retry_after: float | None = None, status: int | None = None):
+    `outcome_unknown`: a write was sent but its answer never came (it timed out, or the connection dropped after the
+    request went out): the CRM may still be committing it, so the engine waits for it to land before retrying."""
+
+    def __init__(self, reason: str, message: str, retry_after: float | None = None, status: int | None = None,
+                 outcome_unknown: bool = False):
         super().__init__(message)
         self.reason, self.message, self.status = reason, message, status
         self.retry_after = sane_retry_after(retry_after)   # every module's waits pass here, header or body
+        self.outcome_unknown = outcome_unknown
 
     @property
     def asks_to_wait(self) -> bool:

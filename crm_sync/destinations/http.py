@@ -52,6 +52,17 @@ def json_or_none(response: httpx.Response) -> Any:
         return None
 
 
+# Failures after the request went out: the CRM may have received it and may still commit it. A connection that was
+# never made (ConnectError, ConnectTimeout) or a pool that had no connection to give (PoolTimeout) sent nothing.
+_SENT = (httpx.ReadTimeout, httpx.WriteTimeout, httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def maybe_written(method: str, exc: httpx.TransportError) -> bool:
+    """Whether a call that failed this way may still have written: a write whose answer was lost after it was sent."""
+    return method.upper() not in _READS and isinstance(exc, _SENT)
+
+
 def error_for_status(response: httpx.Response, what: str) -> DeliveryError:
     """The default meaning of an unsuccessful status, for whatever a vendor hook did not recognise."""
     status = response.status_code
@@ -96,9 +107,11 @@ class VendorApi:
             response = self.http.request(method, self.url(path), params=params, json=json, content=content,
                                          headers={**self.headers, **(headers or {})})
         except httpx.TimeoutException as exc:
-            raise TransientError("crm_unavailable", f"{what}: timed out ({type(exc).__name__})") from exc
+            raise TransientError("crm_unavailable", f"{what}: timed out ({type(exc).__name__})",
+                                 outcome_unknown=maybe_written(method, exc)) from exc
         except httpx.TransportError as exc:
-            raise TransientError("crm_unavailable", f"{what}: {type(exc).__name__}: {exc}") from exc
+            raise TransientError("crm_unavailable", f"{what}: {type(exc).__name__}: {exc}",
+                                 outcome_unknown=maybe_written(method, exc)) from exc
         if 200 <= response.status_code < 300 or response.status_code in set(accept):
             return response
         raise (self.classify(response, what) if self.classify else None) or error_for_status(response, what)

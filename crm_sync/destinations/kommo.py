@@ -6,11 +6,16 @@ new people costs their contact searches plus two calls.
 Idempotency: every lead carries our delivery key in a text custom field on leads (`key_field_id`, created once by the
 Kommo admin), and `request_id` = our key maps the batch's answers back. A retry (attempt > 1) looks for its lead by
 that field among the leads created lately (a listing, which sees a lead created a moment ago, unlike `?query=`), then
-by search, and adds the note only if the lead has none with our marker. A person is found by email and phone search,
-then among the contacts changed lately, so a contact created by a lost attempt is not created again.
+by search, and adds the note only if the lead has none with our marker; it also looks for the leads of the
+interaction's earlier revisions (`…:r1` … `…:r<n-1>`: an attempt whose answer was lost may have written one before the
+interaction changed) and takes the person's contact from them. A person is found by email and phone search, then among
+the contacts changed lately; every contact we create carries our contact id (kommo_contact_field), by which a retry
+also looks for it. So a contact created by a lost attempt is not created again, even for a person without email/phone.
 """
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -27,10 +32,19 @@ from crm_sync.destinations.base import (
 from crm_sync.destinations.content import display_name, first_and_last, has_marker, interaction_title, note_text, \
     same_email, same_phone
 from crm_sync.destinations.http import VendorApi, VendorDestination, share_calls
+from crm_sync.destinations.kommo_contact_field import ContactIdField, our_entry
 from crm_sync.destinations.kommo_errors import classify
 from crm_sync.destinations.kommo_lookup import KommoLookup, field_entries, multitext
 
 Outcome = DeliveryResult | DeliveryError
+_REVISION = re.compile(r"^(?P<stem>.+:i\d+:r)(?P<revision>\d+)$")   # crm_sync.schema.idempotency_key
+EARLIER_SEARCHES = 5   # earlier revisions searched for (all of them are matched in the listing of recent leads)
+
+
+def earlier_keys(key: str) -> list[str]:
+    """The keys of the interaction's earlier revisions, newest first ([] for a key of another shape)."""
+    match = _REVISION.match(key)
+    return [f"{match['stem']}{n}" for n in range(int(match["revision"]) - 1, 0, -1)] if match else []
 
 
 class KommoSettings(DestinationSettings):
@@ -54,6 +68,7 @@ class KommoDestination(VendorDestination):
         headers = {"authorization": f"Bearer {settings.token.get_secret_value()}"}
         self.api = VendorApi(http, "kommo", settings.base_url, headers, classify=classify)
         self.lookup = KommoLookup(self.api, settings.key_field_id, settings.recent_window_seconds)
+        self.contact_field = ContactIdField(self.api)
 
     # --- the interface --------------------------------------------------------------------------------------------
 
@@ -64,7 +79,8 @@ class KommoDestination(VendorDestination):
         return str(found["id"]) if found else None
 
     def upsert_contact(self, request: DeliveryRequest) -> str:
-        known, failed = self._resolve_contacts([request.contact])
+        known, failed = self._resolve_contacts([request.contact], {request.contact.contact_id}
+                                               if request.attempt > 1 else set())
         if failed:
             raise failed[request.contact.contact_id]
         return known.get(request.contact.contact_id) or self._create_contacts([request.contact])[0]
@@ -103,15 +119,26 @@ class KommoDestination(VendorDestination):
 
     def _deliver_chunk(self, requests: list[DeliveryRequest], known: dict[int, str] | None = None) -> list[Outcome]:
         outcomes: dict[int, Outcome] = {}
-        retried = {r.idempotency_key for r in requests if r.attempt > 1 and r.interaction}
-        earlier = self.lookup.find_leads(sorted(retried))
+        retried = [r for r in requests if r.attempt > 1 and r.interaction]
+        # An unlinked person's contact may come from a lead an earlier revision's lost attempt wrote.
+        older = {r.idempotency_key: earlier_keys(r.idempotency_key) for r in retried if not r.contact.record_id}
+        searched = {r.idempotency_key for r in retried} | {k for ks in older.values() for k in ks[:EARLIER_SEARCHES]}
+        leads = self.lookup.find_leads(sorted(searched | {k for ks in older.values() for k in ks}), searched)
+        from_earlier: dict[int, str] = {}
         for index, request in enumerate(requests):
-            found = earlier.get(request.idempotency_key)
+            found = leads.get(request.idempotency_key)
             if found is not None:
                 outcomes[index] = found if isinstance(found, DeliveryError) else self._finish_earlier(request, found)
+            for lead in [leads[k] for k in older.get(request.idempotency_key, ()) if k in leads]:
+                if isinstance(lead, DeliveryError):   # unsure whether an earlier write made a contact: not now
+                    outcomes.setdefault(index, lead)
+                elif self.lookup.main_contact_id(lead):
+                    from_earlier.setdefault(request.contact.contact_id, self.lookup.main_contact_id(lead))
         todo = [i for i in range(len(requests)) if i not in outcomes]
         if known is None:
-            known, failed = self._resolve_contacts([requests[i].contact for i in todo])
+            known, failed = self._resolve_contacts([requests[i].contact for i in todo],
+                                                   {r.contact.contact_id for r in requests if r.attempt > 1},
+                                                   from_earlier)
             outcomes.update({i: failed[requests[i].contact.contact_id] for i in todo
                              if requests[i].contact.contact_id in failed})
             todo = [i for i in todo if i not in outcomes]
@@ -173,8 +200,9 @@ class KommoDestination(VendorDestination):
     # --- writes ---------------------------------------------------------------------------------------------------
 
     def _complex(self, requests: list[DeliveryRequest], known: dict[int, str]) -> dict[str, tuple[str, str]]:
-        answer = self.api.json("POST", "/api/v4/leads/complex",
-                               json=[self._lead(r, known.get(r.contact.contact_id)) for r in requests]) or []
+        body = [self._lead(r, known.get(r.contact.contact_id)) for r in requests]
+        answer = self.contact_field.write(lambda: self.api.json("POST", "/api/v4/leads/complex", json=body),
+                                          carries=any(r.contact.contact_id not in known for r in requests)) or []
         created = {}
         for item in answer:
             request_id = item.get("request_id")
@@ -205,9 +233,8 @@ class KommoDestination(VendorDestination):
         first, last = first_and_last(contact)
         fields = [multitext(code, list(values)) for code, values in (("EMAIL", contact.emails),
                                                                      ("PHONE", contact.phones)) if values]
-        entity: dict[str, Any] = {"name": display_name(contact), "first_name": first or "", "last_name": last or ""}
-        if fields:
-            entity["custom_fields_values"] = fields
+        entity: dict[str, Any] = {"name": display_name(contact), "first_name": first or "", "last_name": last or "",
+                                  "custom_fields_values": [*fields, our_entry(contact)]}
         if self.settings.responsible_user_id:
             entity["responsible_user_id"] = self.settings.responsible_user_id
         return entity
@@ -216,7 +243,7 @@ class KommoDestination(VendorDestination):
         if not contacts:
             return []
         body = [{**self._new_contact(c), "request_id": str(c.contact_id)} for c in contacts]
-        answer = self.api.json("POST", "/api/v4/contacts", json=body) or {}
+        answer = self.contact_field.write(lambda: self.api.json("POST", "/api/v4/contacts", json=body)) or {}
         ids = {str(c.get("request_id")): str(c["id"]) for c in (answer.get("_embedded") or {}).get("contacts", [])}
         return [ids[str(c.contact_id)] for c in contacts]
 
@@ -236,14 +263,18 @@ class KommoDestination(VendorDestination):
 
     # --- contacts -------------------------------------------------------------------------------------------------
 
-    def _resolve_contacts(self, contacts: list[ContactSnapshot]
+    def _resolve_contacts(self, contacts: list[ContactSnapshot], retried: set[int] = frozenset(),
+                          from_earlier: dict[int, str] | None = None
                           ) -> tuple[dict[int, str], dict[int, DeliveryError]]:
-        """Kommo contact id per person found (the linked one if it still exists, else by email/phone), and the
-        lookup error of each person whose search failed."""
-        people = list({c.contact_id: c for c in contacts}.values())
+        """Kommo contact id per person found (the linked one if it still exists, else the one of an earlier
+        revision's lead, else by email/phone, or for a person in `retried` by our contact id too), and the lookup
+        error of each person whose search failed."""
+        earlier = from_earlier or {}
+        people = [c if c.record_id or c.contact_id not in earlier else replace(c, record_id=earlier[c.contact_id])
+                  for c in {c.contact_id: c for c in contacts}.values()]
         linked = self.lookup.contacts_by_id(sorted({c.record_id for c in people if c.record_id}))
         entities: dict[int, Any] = {c.contact_id: linked[c.record_id] for c in people if c.record_id in linked}
-        entities.update(self.lookup.find_contacts([c for c in people if c.contact_id not in entities]))
+        entities.update(self.lookup.find_contacts([c for c in people if c.contact_id not in entities], retried))
         failed = {person: e for person, e in entities.items() if isinstance(e, DeliveryError)}
         found = [(c, entities[c.contact_id]) for c in people if c.contact_id in entities and c.contact_id not in failed]
         self._add_missing_values(found)

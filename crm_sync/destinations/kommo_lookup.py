@@ -1,4 +1,4 @@
-"""Kommo (amoCRM) reads: contacts by email/phone, our own leads by key, and the shapes of custom fields.
+"""Kommo (amoCRM) reads: contacts by email/phone or our contact id, our own leads by key, the shapes of custom fields.
 
 `?query=` is Kommo's full-text search and lags behind writes; `filter[...]` listings read the records themselves. So
 every lookup for something we may have written a moment ago first lists what changed in the last
@@ -13,6 +13,7 @@ from typing import Any, Iterator
 from crm_sync.destinations.base import ContactSnapshot, DeliveryError
 from crm_sync.destinations.content import matches_person, phone_digits
 from crm_sync.destinations.http import VendorApi
+from crm_sync.destinations.kommo_contact_field import CODE, our_value
 
 _PAGE, _PAGES = 250, 5
 
@@ -51,26 +52,50 @@ class KommoLookup:
         params = [("filter[id][]", i) for i in ids] + [("limit", str(_PAGE))]
         return {str(c["id"]): c for c in self._embedded("/api/v4/contacts", params, "contacts")}
 
-    def find_contacts(self, contacts: list[ContactSnapshot]) -> dict[int, dict[str, Any] | DeliveryError]:
-        """Kommo's contact (or the lookup's error) for each person found: among the contacts changed lately (one
-        listing for the whole batch, and the only way to see a contact created a moment ago), then by search."""
+    def find_contacts(self, contacts: list[ContactSnapshot], retried: set[int] = frozenset()
+                      ) -> dict[int, dict[str, Any] | DeliveryError]:
+        """Kommo's contact (or the lookup's error) for each person found by email or phone: among the contacts
+        changed lately (one listing for the whole batch, and the only way to see a contact created a moment ago),
+        then by search. A person in `retried` (an earlier attempt may have created their contact) not found so is
+        looked for by our contact id as well, in the same listing, then by search: a person with neither email nor
+        phone can be found no other way. A first attempt spends nothing on our id: nobody created a contact yet."""
         found: dict[int, dict[str, Any] | DeliveryError] = {}
         searchable = [c for c in contacts if c.emails or c.phones]
-        if not searchable:
+        ours = [c for c in contacts if c.contact_id in retried]
+        if not searchable and not ours:
             return found
-        for entity in self._recent("/api/v4/contacts", "contacts", "updated_at"):
+        recent = list(self._recent("/api/v4/contacts", "contacts", "updated_at"))
+        for entity in recent:
             for contact in [c for c in searchable if c.contact_id not in found]:
                 if self._first_match(contact, [entity]):
                     found[contact.contact_id] = entity
-        for contact in [c for c in searchable if c.contact_id not in found]:
+        self._searched(found, [c for c in searchable if c.contact_id not in found], self._search_contact)
+        for contact in [c for c in ours if c.contact_id not in found]:
+            match = next((entity for entity in recent if self.carries_our_id(entity, contact)), None)
+            if match:
+                found[contact.contact_id] = match
+        self._searched(found, [c for c in ours if c.contact_id not in found], self._search_our_id)
+        return found
+
+    @staticmethod
+    def carries_our_id(entity: dict[str, Any], contact: ContactSnapshot) -> bool:
+        return our_value(contact) in field_values(entity, code=CODE)
+
+    @staticmethod
+    def _searched(found: dict[int, Any], contacts: list[ContactSnapshot], search: Any) -> None:
+        for contact in contacts:
             try:
-                match = self._search_contact(contact)
+                match = search(contact)
             except DeliveryError as exc:
                 found[contact.contact_id] = exc
                 continue
             if match:
                 found[contact.contact_id] = match
-        return found
+
+    def _search_our_id(self, contact: ContactSnapshot) -> dict[str, Any] | None:
+        # The search matches parts of values too: the hits say which one carries exactly our value.
+        hits = self._embedded("/api/v4/contacts", [("query", our_value(contact)), ("limit", str(_PAGE))], "contacts")
+        return next((hit for hit in hits if self.carries_our_id(hit, contact)), None)
 
     def _search_contact(self, contact: ContactSnapshot) -> dict[str, Any] | None:
         for term in [*contact.emails[:2], *(phone_digits(p)[-10:] for p in contact.phones[:2])]:
@@ -80,16 +105,18 @@ class KommoLookup:
                 return match
         return None
 
-    def find_leads(self, keys: list[str]) -> dict[str, dict[str, Any] | DeliveryError]:
+    def find_leads(self, keys: list[str], searched: set[str] | None = None
+                   ) -> dict[str, dict[str, Any] | DeliveryError]:
         """Our lead (or the lookup's error) per delivery key found: among the leads created lately (one listing
-        for the whole batch, consistent), then by search for the keys still missing (older leads)."""
+        for the whole batch, consistent), then by search for the keys still missing (older leads) that are in
+        `searched` (default: all of them)."""
         found: dict[str, dict[str, Any] | DeliveryError] = {}
         if not keys:
             return found
         for lead in self._recent("/api/v4/leads", "leads", "created_at", with_contacts=True):
             for key in set(field_values(lead, field_id=self.key_field_id)) & set(keys):
                 found.setdefault(key, lead)
-        for key in [k for k in keys if k not in found]:
+        for key in [k for k in keys if k not in found and (searched is None or k in searched)]:
             try:
                 hits = self._embedded("/api/v4/leads", [("query", key), ("with", "contacts")], "leads")
             except DeliveryError as exc:
