@@ -70,7 +70,9 @@ def error_for_status(response: httpx.Response, what: str) -> DeliveryError:
     if status == 429:
         return TransientError("rate_limit", detail, retry_after_seconds(response), status)
     if status >= 500 or status in (408, 423, 425):
-        return TransientError("crm_unavailable", detail, retry_after_seconds(response), status)
+        # A gateway that gave up waiting (504) passed the write on: the CRM may still commit it, as after our timeout.
+        late = status == 504 and response.request.method.upper() not in _READS
+        return TransientError("crm_unavailable", detail, retry_after_seconds(response), status, outcome_unknown=late)
     if status in (401, 403):
         return PermanentError("auth", detail, status=status)
     if status == 402:

@@ -90,7 +90,10 @@ def test_a_refusal_of_another_value_does_not_create_the_field_again(kommo_fake, 
     (Fault.after_write("POST /api/v4/leads/complex", then="drop"), True),
     (Fault.timeout("GET /api/v4/contacts"), False),
     (Fault.server_error("POST /api/v4/leads/complex"), False),
-], ids=["write-timed-out", "write-dropped", "read-timed-out", "write-answered-5xx"])
+    (Fault.respond(504, {"detail": "gateway timeout"}, "POST /api/v4/leads/complex"), True),
+    (Fault.respond(504, {"detail": "gateway timeout"}, "GET /api/v4/contacts"), False),
+], ids=["write-timed-out", "write-dropped", "read-timed-out", "write-answered-5xx", "write-gateway-timeout",
+        "read-gateway-timeout"])
 def test_only_a_write_whose_answer_was_lost_has_an_unknown_outcome(kommo, kommo_fake, fault, unknown):
     kommo_fake.faults.script(fault)
 
