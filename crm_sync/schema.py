@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from crm_sync.delivery_keys import idempotency_key
 from ingest.schema import Base, BigId, utcnow
 
 # A reference to a BigId column (same type on each dialect).
@@ -188,11 +189,6 @@ class Delivery(Base):
     @property
     def idempotency_key(self) -> str:
         return idempotency_key(self.destination, self.interaction_id, self.revision)
-
-
-def idempotency_key(destination: str, interaction_id: int, revision: int) -> str:
-    """The same for every attempt and replay of one revision, so a CRM write can always find its earlier self."""
-    return f"{destination}:i{interaction_id}:r{revision}"
 
 
 class DestinationState(Base):

@@ -14,10 +14,10 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from crm_sync.contacts import ordered_identities, resolve_ids
+from crm_sync.delivery_keys import idempotency_key
 from crm_sync.destinations.base import ContactSnapshot, DeliveryRequest, InteractionSnapshot
 from crm_sync.normalise import EMAIL, PHONE
-from crm_sync.schema import CRM_KIND_PREFIX, Contact, ContactIdentity, ContactValue, StoredInteraction, \
-    idempotency_key
+from crm_sync.schema import CRM_KIND_PREFIX, Contact, ContactIdentity, ContactValue, StoredInteraction
 
 NAME_PARTS = ("first_name", "last_name")
 

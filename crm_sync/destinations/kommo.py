@@ -14,13 +14,13 @@ also looks for it. So a contact created by a lost attempt is not created again, 
 """
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 from typing import Any
 
 import httpx
 from pydantic import Field, SecretStr
 
+from crm_sync.delivery_keys import earlier_revision_keys
 from crm_sync.destinations.base import (
     ContactSnapshot,
     DeliveryError,
@@ -37,14 +37,7 @@ from crm_sync.destinations.kommo_errors import classify
 from crm_sync.destinations.kommo_lookup import KommoLookup, field_entries, multitext
 
 Outcome = DeliveryResult | DeliveryError
-_REVISION = re.compile(r"^(?P<stem>.+:i\d+:r)(?P<revision>\d+)$")   # crm_sync.schema.idempotency_key
 EARLIER_SEARCHES = 5   # earlier revisions searched for (all of them are matched in the listing of recent leads)
-
-
-def earlier_keys(key: str) -> list[str]:
-    """The keys of the interaction's earlier revisions, newest first ([] for a key of another shape)."""
-    match = _REVISION.match(key)
-    return [f"{match['stem']}{n}" for n in range(int(match["revision"]) - 1, 0, -1)] if match else []
 
 
 class KommoSettings(DestinationSettings):
@@ -121,7 +114,7 @@ class KommoDestination(VendorDestination):
         outcomes: dict[int, Outcome] = {}
         retried = [r for r in requests if r.attempt > 1 and r.interaction]
         # An unlinked person's contact may come from a lead an earlier revision's lost attempt wrote.
-        older = {r.idempotency_key: earlier_keys(r.idempotency_key) for r in retried if not r.contact.record_id}
+        older = {r.idempotency_key: earlier_revision_keys(r.idempotency_key) for r in retried if not r.contact.record_id}
         searched = {r.idempotency_key for r in retried} | {k for ks in older.values() for k in ks[:EARLIER_SEARCHES]}
         leads = self.lookup.find_leads(sorted(searched | {k for ks in older.values() for k in ks}), searched)
         from_earlier: dict[int, str] = {}
