@@ -6,7 +6,6 @@ strategies are asked one question each time a transient failure is recorded, fro
 from __future__ import annotations
 
 import math
-import random
 from dataclasses import dataclass
 
 from tenacity import RetryCallState, stop_after_attempt, stop_after_delay, wait_exponential, wait_random_exponential
@@ -42,10 +41,13 @@ class RetryPolicy:
         return stop(_state(attempts, age_seconds))
 
     def delay(self, attempts: int, retry_after: float | None = None) -> float:
-        """Seconds until the next attempt: full jitter in a window that doubles per attempt (capped), but never
-        sooner than the CRM asked for."""
-        backoff = wait_random_exponential(multiplier=self.initial_seconds, max=self.max_seconds)
-        return max(backoff(_state(attempts, 0.0)), retry_after or 0.0)
+        """Seconds until the next attempt: somewhere in the second half of a window that doubles per attempt
+        (capped), but never sooner than the CRM asked for.
+
+        Not full jitter (anywhere from 0): a retry drawn near 0 s came back within the same drain, hit a CRM that
+        had just failed, and spent an attempt of the budget on it. Half a window still spreads a burst of failures.
+        """
+        return max(self._in_second_half(attempts), retry_after or 0.0)
 
     def not_now_delay(self, attempts: int, waited_seconds: float) -> float:
         """Seconds until the next attempt after a CRM's "not now" that did not say for how long. Such answers count
@@ -54,9 +56,14 @@ class RetryPolicy:
         than the last, and none is an immediate retry."""
         grown = 1 + math.floor(math.log2(waited_seconds / self.initial_seconds)) \
             if waited_seconds >= self.initial_seconds else 1
-        window = wait_exponential(multiplier=self.initial_seconds, max=self.max_seconds)(
-            _state(max(attempts, grown), 0.0))
-        return random.uniform(window / 2, window)
+        return self._in_second_half(max(attempts, grown))
+
+    def _in_second_half(self, attempts: int) -> float:
+        """Half the window for this attempt, plus a random part of the other half (tenacity adds the two)."""
+        half = self.initial_seconds / 2, self.max_seconds / 2
+        wait = wait_exponential(multiplier=half[0], max=half[1]) + wait_random_exponential(multiplier=half[0],
+                                                                                            max=half[1])
+        return wait(_state(attempts, 0.0))
 
 
 def _state(attempts: int, age_seconds: float) -> RetryCallState:

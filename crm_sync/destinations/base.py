@@ -108,7 +108,8 @@ class DestinationSettings(BaseModel):
     # A drain waits this long after taking the lease before its first claim, so a burst goes out in full batches
     # (fewer CRM calls, far less work per delivery) for at most this much more latency.
     batch_window_seconds: float = Field(default=0.05, ge=0, le=5)
-    # The delivery engine's schedule: full-jitter exponential backoff between attempts, capped.
+    # The delivery engine's schedule: exponential backoff between attempts, capped, each wait
+    # drawn from the second half of its window (crm_sync.delivery.retry).
     retry_initial_seconds: float = 2.0
     retry_max_seconds: float = 900.0
     # The circuit breaker: this many failed batches in a row pause the destination for a cool-down that doubles
