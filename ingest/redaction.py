@@ -19,9 +19,11 @@ CUT_MARK = "…[{} characters cut]…"
 
 # Each log line of a request goes through these patterns with a User-Agent and a path the sender chose, so none of
 # them may try a match from every position of a long run (quadratic) or read a run in more than one way
-# (exponential): a match starts only where a run starts (lookbehind), and repeats are bounded or unambiguous.
+# (exponential): a match starts only where a run starts (lookbehind), and repeats are bounded or unambiguous. An
+# email's local part is read whole, however long: RFC 5321's 64 characters bound a valid address, not what a sender
+# writes, and an address too long to be valid is still that person's.
 _LOCAL_PART = r"[\w.!#$%&'*+/=?^`{|}~-]"
-_EMAIL = re.compile(r"(?<!%s)%s{1,64}@[\w-]+(?:\.[\w-]+)+" % (_LOCAL_PART, _LOCAL_PART))
+_EMAIL = re.compile(r"(?<!%s)%s+@[\w-]+(?:\.[\w-]+)+" % (_LOCAL_PART, _LOCAL_PART))
 # A run of digits with the separators people write phones with; not glued to a word, a UUID group or a decimal.
 _PHONE_CANDIDATE = re.compile(r"(?<![\w+\-.])\+?\(?\d[\d ()\-.]{5,24}\d(?![\w\-])")
 _DECIMAL = re.compile(r"\d+\.\d+")

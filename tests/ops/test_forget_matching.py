@@ -149,3 +149,15 @@ def test_a_dry_run_reports_exactly_what_the_real_run_erases(ops_client, ops_runt
 
     assert len(dry["contact_ids"]) == 2 and len(dry["event_ids"]) == 3
     assert {**dry, "dry_run": False, "erasure_id": real["erasure_id"]} == real
+
+
+def test_an_email_too_long_to_be_valid_is_found_in_their_contact_and_in_other_requests(ops_client, ops_runtime):
+    address = "a.very.long.local.part." * 3 + "that.never.validates@mail.ru"
+    own = stored(ops_client, ops_runtime, {"email": address, "name": "Long"})
+    someone_else = stored(ops_client, ops_runtime, {"phone": "+7 495 765-43-21", "comment": f"ask {address}"})
+    long = contact_of(ops_runtime, own)
+
+    report = forget(ops_runtime, email=address)
+
+    assert report.contact_ids == [long] and report.event_ids == sorted([own, someone_else])
+    assert_erased(ops_runtime, long)
