@@ -9,11 +9,12 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping, NamedTuple
+from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 
 from crm_sync.destinations.base import DestinationSettings
+from ingest.config_sections import describe, validate_destinations, validate_sources
 from ingest.service_urls import broker_url_problem, database_url_problem, is_amqp, mask_url  # noqa: F401
 
 CONFIG_ENV = "CRM_INGEST_CONFIG"
@@ -21,7 +22,6 @@ DEFAULT_CONFIG_PATH = "crm-ingest.toml"
 EMBEDDED_BROKER_URL = "filesystem://"
 ENV_OVERRIDES = {"DATABASE_URL": "database_url", "BROKER_URL": "broker_url", "CRM_INGEST_ADMIN_TOKEN": "admin_token"}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
 class ConfigError(Exception):
@@ -199,121 +199,13 @@ def settings_from_dict(raw: dict[str, Any], env: Mapping[str, str] | None = None
     for var, key in ENV_OVERRIDES.items():
         if env.get(var):
             data[key] = env[var]
-    sources = _validate_sources(data.pop("sources", {}) or {}, problems)
-    destinations = _validate_destinations(data.pop("destinations", {}) or {}, problems)
+    sources = validate_sources(data.pop("sources", {}) or {}, problems)
+    destinations = validate_destinations(data.pop("destinations", {}) or {}, problems)
     try:
         settings = Settings(**data, sources={}, destinations={})
     except ValidationError as exc:
-        problems.extend(_describe(exc, ""))
+        problems.extend(describe(exc, ""))
         settings = None
     if problems:
         raise ConfigError(problems)
     return settings.model_copy(update={"sources": sources, "destinations": destinations})
-
-
-def _validate_sources(raw_sources: Any, problems: list[str]) -> dict[str, SourceSettings]:
-    if not isinstance(raw_sources, dict):
-        problems.append("sources: must be a table of [sources.<name>] sections")
-        return {}
-    sources = {name: _validate_source(name, fields, problems) for name, fields in raw_sources.items()}
-    return {name: source for name, source in sources.items() if source is not None}
-
-
-def _validate_source(name: str, fields: Any, problems: list[str]) -> SourceSettings | None:
-    from ingest.providers import PROVIDERS, UnknownProvider, get_provider
-
-    def model(provider: str):
-        found = get_provider(provider)
-        return f"a {found.name} source", found.settings_model
-
-    return _validate_section(_Section("sources", "source", "provider", sorted(PROVIDERS), UnknownProvider,
-                                      " (it is part of the URL)"), name, fields, model, problems)
-
-
-def _validate_destinations(raw: Any, problems: list[str]) -> dict[str, DestinationSettings]:
-    """Each `[destinations.<name>]` against its CRM module's settings model, like sources against providers."""
-    if not isinstance(raw, dict):
-        problems.append("destinations: must be a table of [destinations.<name>] sections")
-        return {}
-    validated = {name: _validate_destination(name, fields, problems) for name, fields in raw.items()}
-    destinations = {name: destination for name, destination in validated.items() if destination is not None}
-    primary = [name for name, destination in destinations.items() if destination.primary]
-    if len(primary) > 1:
-        problems.append(f"destinations: only one destination may be primary (its record is Jivo's crm_link); "
-                        f"primary = true in {', '.join(f'destinations.{n}' for n in primary)}")
-    return destinations
-
-
-def _validate_destination(name: str, fields: Any, problems: list[str]) -> DestinationSettings | None:
-    from crm_sync.destinations import DESTINATIONS, UnknownDestination, get_destination_class
-
-    def model(kind: str):
-        found = get_destination_class(kind)
-        return f"a {found.kind} destination", found.settings_model
-
-    return _validate_section(_Section("destinations", "destination", "kind", sorted(DESTINATIONS),
-                                      UnknownDestination), name, fields, model, problems)
-
-
-class _Section(NamedTuple):
-    table: str                       # "sources"
-    noun: str                        # "source"
-    selector: str                    # the key that picks the module: "provider"
-    choices: list[str]               # the modules there are
-    unknown: type[Exception]         # what the registry raises for another
-    name_note: str = ""
-
-
-def _validate_section(section: _Section, name: str, fields: Any,
-                      model_of: Callable[[str], tuple[str, type[BaseModel]]], problems: list[str]) -> Any:
-    """One section, every problem of it at once: its name, its module, then its keys (checked all the same)."""
-    where = f"{section.table}.{name}"
-    found = [] if _SOURCE_NAME.match(name) else [
-        f"{where}: a {section.noun} name may hold letters, digits, '.', '_' and '-'{section.name_note}"]
-    if not isinstance(fields, dict) or not fields.get(section.selector):
-        problems.extend([*found, f"{where}: needs {section.selector} = \"<{'|'.join(section.choices)}>\""])
-        return None
-    if "name" in fields:
-        found.append(f"{where}.name: unknown key (the section's name is the {section.noun}'s name)")
-    settings = None
-    try:
-        described, model = model_of(fields[section.selector])
-        settings = model(**{**fields, "name": name})
-    except section.unknown as exc:
-        found.append(f"{where}.{section.selector}: {exc}")
-    except ValidationError as exc:
-        found.extend(_describe(exc, where, described))
-    problems.extend(found)
-    return None if found else settings
-
-
-# What a missing credential is and where to find it, as the providers' own validators say for a wrong one.
-_MISSING = {
-    "a roistat source.user": "user = \"…\", the login set in Roistat's own-CRM integration (token = md5(user + "
-                             "password))",
-    "a roistat source.password": "password = \"…\", the one set in Roistat's own-CRM integration (token = md5(user + "
-                                 "password))",
-    "a hubspot destination.token": "token = \"…\", a HubSpot private app's access token (crm.objects.contacts scopes)",
-    "a kommo destination.token": "token = \"…\", the long-lived token of a Kommo private integration",
-    "a pipedrive destination.api_token": "api_token = \"…\", a Pipedrive API token (sent as x-api-token)",
-    "a bitrix24 destination.webhook_url": "webhook_url = \"https://<portal>/rest/<user id>/<code>/\", an incoming "
-                                          "webhook",
-    "a webhook destination.secret": "secret = \"whsec_<base64 of 24-64 random bytes>\", which signs every request",
-    "a webhook destination.url": "url = \"https://…\", where each contact and interaction is POSTed",
-}
-
-
-def _describe(exc: ValidationError, where: str, what: str = "") -> list[str]:
-    """Pydantic's errors as "place: message"; `what` ("a roistat source") explains the keys it needs."""
-    out = []
-    for error in exc.errors():
-        loc = ".".join(str(part) for part in error["loc"])
-        place = ".".join(p for p in (where, loc) if p) or "(top level)"
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            message = "unknown key (check the spelling against README's configuration reference)"
-        elif error["type"] == "missing" and what:
-            needed = _MISSING.get(f"{what}.{loc}", f"{loc} (see README's configuration reference)")
-            message = f"{what} needs {needed}"
-        out.append(f"{place}: {message}")
-    return out

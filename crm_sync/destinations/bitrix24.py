@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from crm_sync.destinations.base import (
     ContactSnapshot,
@@ -34,7 +34,8 @@ _UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
 
 
 class Bitrix24Settings(DestinationSettings):
-    webhook_url: SecretStr                 # https://<portal>/rest/<user id>/<webhook code>/
+    webhook_url: SecretStr = Field(description="an incoming webhook",
+                                   examples=["https://<portal>/rest/<user id>/<code>/"])
     originator_id: str = "crm-ingest"      # ORIGINATOR_ID of everything we create
     create_leads: bool = True              # each interaction becomes a lead linked to the contact
     lead_status_id: str = "NEW"

@@ -45,7 +45,7 @@ _MIGRATION_PAUSE = 600.0   # when a 477 comes without its Retry-After: look agai
 
 
 class HubSpotSettings(DestinationSettings):
-    token: SecretStr
+    token: SecretStr = Field(description="a HubSpot private app's access token (crm.objects.contacts scopes)")
     base_url: str = "https://api.hubapi.com"
     # A contact property with unique values that holds our contact id: the key of every contact upsert.
     contact_id_property: str = Field(default="crm_ingest_contact_id", pattern=r"^[a-z][a-z0-9_]*$")

@@ -42,7 +42,7 @@ EARLIER_SEARCHES = 5   # earlier revisions searched for (all of them are matched
 
 class KommoSettings(DestinationSettings):
     base_url: str                          # https://<subdomain>.kommo.com (or .amocrm.ru)
-    token: SecretStr                       # a long-lived token of a private integration
+    token: SecretStr = Field(description="the long-lived token of a Kommo private integration")
     key_field_id: int                      # a text custom field on leads that holds our delivery key
     pipeline_id: int | None = None
     status_id: int | None = None

@@ -26,7 +26,7 @@ from crm_sync.destinations.pipedrive_persons import PersonDirectory
 
 class PipedriveSettings(DestinationSettings):
     base_url: str                          # https://<company>.pipedrive.com
-    api_token: SecretStr
+    api_token: SecretStr = Field(description="a Pipedrive API token (sent as x-api-token)")
     create_leads: bool = True              # a `lead` interaction also becomes a Pipedrive lead
     owner_id: int | None = None
     # How far back the listing of recently changed persons looks; longer than Pipedrive's search lag.

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from crm_sync.destinations.base import (
     ContactSnapshot,
@@ -35,8 +35,9 @@ SECRET_PREFIX = "whsec_"
 
 
 class WebhookSettings(DestinationSettings):
-    url: str
-    secret: SecretStr
+    url: str = Field(description="where each contact and interaction is POSTed", examples=["https://…"])
+    secret: SecretStr = Field(description="which signs every request",
+                              examples=["whsec_<base64 of 24-64 random bytes>"])
 
     @field_validator("url")
     @classmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Callable
 
-from pydantic import SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 from sqlalchemy.exc import SQLAlchemyError
 
 from crm_sync.model import CanonicalRecord
@@ -41,8 +41,9 @@ Params = dict[str, str]
 
 
 class RoistatSettings(SourceSettings):
-    user: str
-    password: SecretStr
+    user: str = Field(description="the login set in Roistat's own-CRM integration (token = md5(user + password))")
+    password: SecretStr = Field(description="the one set in Roistat's own-CRM integration "
+                                            "(token = md5(user + password))")
 
     @field_validator("user")
     @classmethod
