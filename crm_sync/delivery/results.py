@@ -17,10 +17,11 @@ from sqlalchemy import Row, bindparam, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from crm_sync.crm_links import attach_crm_record, link_crm_records
 from crm_sync.delivery.retry import RetryPolicy
 from crm_sync.delivery.snapshots import Claimed
 from crm_sync.destinations.base import DeliveryError, DeliveryRequest, DeliveryResult, PermanentError
-from crm_sync.identity import attach_crm_record, link_crm_records, lock_live_contacts
+from crm_sync.identity import lock_live_contacts
 from crm_sync.schema import CRM_KIND_PREFIX, ContactIdentity, Delivery, DeliveryStatus
 from ingest.db import transaction
 

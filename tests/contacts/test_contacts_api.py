@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from crm_sync.identity import link_crm_record
+from crm_sync.crm_links import link_crm_record
 from crm_sync.model import ConversationState, Message
 from ingest.db import transaction
 from tests.conftest import make_client

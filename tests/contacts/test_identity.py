@@ -6,7 +6,7 @@ Every test runs on SQLite and PostgreSQL (the `database_url` parametrisation) th
 from __future__ import annotations
 
 from crm_sync.contacts import get_cards, lookup_card
-from crm_sync.identity import link_crm_record
+from crm_sync.crm_links import link_crm_record
 from crm_sync.model import ConversationState
 from ingest.db import transaction
 from tests.contacts.conftest import chat, lead, report, visitor

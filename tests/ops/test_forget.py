@@ -10,7 +10,7 @@ from sqlalchemy import select
 from crm_sync.contacts import find_contact_ids
 from crm_sync.erasure import forget_person
 from crm_sync.erasure_matching import DifferentPeople
-from crm_sync.identity import link_crm_record
+from crm_sync.crm_links import link_crm_record
 from crm_sync.normalise import rules_from_settings
 from crm_sync.pipeline import process_event
 from crm_sync.schema import Contact, ContactIdentity, ContactValue, StoredInteraction
