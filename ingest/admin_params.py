@@ -22,7 +22,11 @@ def json_object_body(example: str) -> dict[str, Any]:
         given = f"Content-Type {request.mimetype}" if request.mimetype else "no Content-Type"
         raise ApiError(400, "bad_request", f"send Content-Type: application/json (this request has {given}) and a "
                                            f"JSON object such as {example}")
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # silent covers what the JSON decoder raises, not nesting too deep for it
+        raise ApiError(400, "bad_request", f"the JSON body nests too deep; send a JSON object such as {example}"
+                       ) from None
     if not isinstance(body, dict):
         raise ApiError(400, "bad_request", f"send a JSON object such as {example}")
     return body

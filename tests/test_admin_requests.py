@@ -93,6 +93,13 @@ def test_a_body_sent_as_a_form_is_400_naming_the_content_type(client, admin_head
     assert "application/x-www-form-urlencoded" in response.json["message"]
 
 
+def test_a_body_nested_too_deep_for_the_json_decoder_is_400(client, admin_headers):
+    response = client.post("/api/replay", data=b'{"status": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+                           headers={**admin_headers, "Content-Type": "application/json"})
+    assert (response.status_code, response.json["error"]) == (400, "bad_request")
+    assert "nests too deep" in response.json["message"]
+
+
 def test_a_since_whose_plus_arrived_as_a_space_is_read_as_an_offset(client, runtime, admin_headers, generic_headers):
     post(client, generic_headers, b'{"n": 1}')
     process_event(runtime.sessions, 1)
