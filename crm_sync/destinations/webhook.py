@@ -115,7 +115,7 @@ class WebhookDestination(VendorDestination):
         return DeliveryResult(
             contact_record_id=str(record_id) if record_id is not None else request.contact.record_id,
             interaction_record_id=_text(reply.get("interaction_record_id")),
-            record_url=_text(reply.get("record_url")),
+            record_url=_web_page(reply.get("record_url")),
             api_calls=1,
         )
 
@@ -151,3 +151,10 @@ def _iso(value: Any) -> str:
 
 def _text(value: Any) -> str | None:
     return str(value) if value not in (None, "") else None
+
+
+def _web_page(value: Any) -> str | None:
+    """The receiver's record page, if it is one: it becomes the "open in CRM" link of Jivo's agent window, where a
+    `javascript:` or `data:` URL would run in the agent's browser."""
+    url = _text(value)
+    return url if url is not None and urlsplit(url.strip()).scheme.lower() in ("http", "https") else None

@@ -73,6 +73,16 @@ def test_the_receiver_may_link_its_own_record(webhook, receiver):
     assert (result.contact_record_id, result.record_url, result.api_calls) == ("R-77", "https://crm.internal/r/77", 1)
 
 
+@pytest.mark.parametrize("url", ["javascript:alert(document.cookie)", " JavaScript:alert(1)", "data:text/html,<b>x</b>",
+                                 "crm.internal/r/77"])
+def test_a_record_url_that_is_not_a_web_page_is_not_linked(webhook, receiver, url):
+    receiver.reply = {"record_id": "R-78", "record_url": url}
+
+    result = webhook.deliver(delivery())
+
+    assert (result.contact_record_id, result.record_url) == ("R-78", None)
+
+
 def test_the_configured_url_is_posted_to_exactly_as_written(build_destination):
     with WebhookReceiver(path="/hooks/crm/").running() as receiver:   # serves the trailing slash only
         webhook = build_destination("webhook", url=f"{receiver.url}/hooks/crm/?tenant=7", secret=WEBHOOK_SECRET)
