@@ -76,6 +76,27 @@ def test_migrate_says_it_upgraded_an_empty_database_from_empty_to_head(tmp_path)
     assert result.stdout == f"upgraded the database at sqlite:///var/crm-ingest.db from empty to {revisions()[-1]}\n"
 
 
+def test_the_sqlite_store_it_creates_is_readable_by_its_own_user_only(tmp_path):
+    (tmp_path / "crm-ingest.toml").write_text("")
+    os.chmod(tmp_path, 0o755)  # whatever umask the test runs with
+
+    assert cli(tmp_path, "migrate").returncode == 0
+
+    assert _mode(tmp_path / "var") == 0o700
+    assert {path.name: _mode(path) for path in (tmp_path / "var").iterdir()} == {"crm-ingest.db": 0o600}
+
+
+def test_the_starter_config_is_created_readable_by_its_owner_only(tmp_path):
+    from workers.starter import write_starter_config
+
+    assert write_starter_config(tmp_path / "crm-ingest.toml")
+    assert _mode(tmp_path / "crm-ingest.toml") == 0o600
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
 def test_migrate_says_which_revision_an_older_database_was_upgraded_from(tmp_path):
     (tmp_path / "crm-ingest.toml").write_text("")
     migrate(f"sqlite:///{tmp_path}/var/crm-ingest.db", revisions()[0])

@@ -77,9 +77,15 @@ def _database_shown() -> str:
         return "database_url"
 
 
+PRIVATE_UMASK = 0o077
+
+
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """crm-ingest: live-chat and lead webhooks in, deduplicated contacts and leads out."""
+    # What the service writes holds webhooks' personal data and credentials (the SQLite store with its -wal and
+    # -shm, the embedded broker's messages, metrics files, the starter config): for its own user only.
+    os.umask(PRIVATE_UMASK)
 
 
 # `dev` gives this to its worker and beat: hidden, it is no setting of production processes.

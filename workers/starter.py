@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from pathlib import Path
 
@@ -29,8 +30,9 @@ def write_starter_config(path: Path) -> bool:
     """Write the starter config unless one exists; True if written."""
     if path.exists():
         return False
-    path.write_text(starter_config_text(), encoding="utf-8")
-    path.chmod(0o600)
+    # Created private: written first and restricted after, its secrets were readable by anyone for a moment.
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as file:
+        file.write(starter_config_text())
     return True
 
 
