@@ -6,11 +6,11 @@ errors `{"success": false, "error": "…", "error_info": "…"}`; search hits `{
 `custom_fields: {<40-character key>: value}`; person fields (v1) as `{id, key, name, field_type, …}`; 429 with
 `x-ratelimit-*` headers. Search is the eventually consistent read (records younger than the search lag are not
 found); listings are not. `search_limit = SEARCH_LIMIT` answers a search beyond the Search API's own limit with 429,
-as Pipedrive does (off by default: tests that call the module directly have no rate gate in front of it).
+as Pipedrive does (off by default: tests that call the module directly have no rate gate in front of it). Person
+fields are pipedrive_fields.py's; the envelope (`ok`, `error`) is pipedrive_envelope.py's, importable from here.
 """
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 import time
@@ -19,32 +19,12 @@ from datetime import datetime, timezone
 from typing import Any
 
 from tests.fakes.base import FakeCRM, FakeRequest, FakeResponse
+from tests.fakes.pipedrive_envelope import error, now_text, ok
+from tests.fakes.pipedrive_fields import SEARCHABLE_TYPES, PersonFields
 
 TOKEN = "pipedrive-test-token-0123456789abcdef"
-_INFO = "Please check developers.pipedrive.com for more information about Pipedrive API."
 SEARCH_LIMIT = (10, 2.0)   # Pipedrive's Search API: 10 requests per 2 s, on every plan
-# Only these custom field types are searchable (developers.pipedrive.com, "Search persons": `fields`).
-_SEARCHABLE_TYPES = {"address", "varchar", "text", "varchar_auto", "double", "monetary", "phone"}
-_STANDARD_FIELDS = [("name", "Name", "varchar"), ("email", "Email", "varchar"), ("phone", "Phone", "phone"),
-                    ("owner_id", "Owner", "user"), ("org_id", "Organization", "org")]
-_STANDARD_KEYS = {key for key, _, _ in _STANDARD_FIELDS}
-
-
-def _now_text() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def error(status: int, message: str, **extra: Any) -> FakeResponse:
-    return FakeResponse(status, {"success": False, "error": message, "error_info": _INFO, "data": None,
-                                 "additional_data": None, **extra})
-
-
-def ok(data: Any, status: int = 200, **additional: Any) -> FakeResponse:
-    return FakeResponse(status, {"success": True, "data": data, **({"additional_data": additional} if additional
-                                                                    else {})})
-
-
-class PipedriveFake(FakeCRM):
+class PipedriveFake(PersonFields, FakeCRM):
     vendor = "pipedrive"
 
     def __init__(self) -> None:
@@ -52,9 +32,6 @@ class PipedriveFake(FakeCRM):
         self.persons: dict[int, dict[str, Any]] = {}
         self.leads: dict[str, dict[str, Any]] = {}
         self.notes: dict[int, dict[str, Any]] = {}
-        self.person_fields: dict[int, dict[str, Any]] = {}
-        for key, name, field_type in _STANDARD_FIELDS:
-            self._store_field({"name": name, "field_type": field_type}, key=key)
         self.search_limit: tuple[int, float] | None = None   # e.g. SEARCH_LIMIT
         self._searches_served: list[float] = []               # monotonic moments, for the search limit
         self.route("GET", "/api/v2/persons/search", self._search)
@@ -62,8 +39,6 @@ class PipedriveFake(FakeCRM):
         self.route("GET", r"/api/v2/persons/(?P<id>\d+)", self._get_person)
         self.route("POST", "/api/v2/persons", self._create_person)
         self.route("PATCH", r"/api/v2/persons/(?P<id>\d+)", self._patch_person)
-        self.route("GET", "/api/v1/personFields", self._list_fields)
-        self.route("POST", "/api/v1/personFields", self._create_field)
         self.route("POST", "/api/v1/leads", self._create_lead)
         self.route("GET", "/api/v1/leads", lambda r: self._page(r, self.leads.values(), oldest_first=True,
                                                                  nested_pagination=False))
@@ -90,15 +65,6 @@ class PipedriveFake(FakeCRM):
         with self.lock:
             for n in range(count):
                 self._store_lead({"title": f"Lead {n}", "person_id": person_id})
-
-    def custom_value(self, person_id: int | str, field_name: str) -> Any:
-        (key,) = [f["key"] for f in self.person_fields.values() if f["name"] == field_name]
-        return self.persons[int(person_id)]["custom_fields"].get(key)
-
-    def seed_field(self, name: str, field_type: str = "varchar") -> str:
-        """A person field an admin added; its key."""
-        with self.lock:
-            return self._store_field({"name": name, "field_type": field_type})["key"]
 
     def seed_person(self, name: str, emails: list[str] = (), phones: list[str] = (),
                     custom_fields: dict[str, Any] | None = None) -> int:
@@ -131,7 +97,7 @@ class PipedriveFake(FakeCRM):
     def _store_person(self, body: dict[str, Any]) -> int:
         person_id = self.new_id()
         self.persons[person_id] = {"id": person_id, "created": self.now(), "updated_epoch": time.time(),
-                                   "add_time": _now_text(), "update_time": _now_text(), "is_deleted": False,
+                                   "add_time": now_text(), "update_time": now_text(), "is_deleted": False,
                                    "name": body["name"], "owner_id": body.get("owner_id", 1),
                                    "emails": _entries(body.get("emails")), "phones": _entries(body.get("phones")),
                                    "custom_fields": dict(body.get("custom_fields") or {})}
@@ -145,15 +111,6 @@ class PipedriveFake(FakeCRM):
         shown["custom_fields"] = {key: person["custom_fields"].get(key) for key in self._custom_keys()
                                   if wanted is None or key in wanted}
         return shown
-
-    def _custom_keys(self, types: set[str] | None = None) -> list[str]:
-        return [f["key"] for f in self.person_fields.values()
-                if f["key"] not in _STANDARD_KEYS and (types is None or f["field_type"] in types)]
-
-    def _unknown_custom_fields(self, body: dict[str, Any]) -> FakeResponse | None:
-        unknown = sorted(set(body.get("custom_fields") or {}) - set(self._custom_keys()))
-        return error(400, f"Validation failed: custom_fields: unknown field key(s) {', '.join(unknown)}") \
-            if unknown else None
 
     def _search(self, request: FakeRequest) -> FakeResponse:
         refused = self._over_search_limit()
@@ -192,7 +149,7 @@ class PipedriveFake(FakeCRM):
         return self.rate_limited(max(1, math.ceil(per - (now - self._searches_served[0]))), limit=count)
 
     def _searchable_custom_values(self, person: dict[str, Any]) -> list[str]:
-        return [str(person["custom_fields"][key]) for key in self._custom_keys(_SEARCHABLE_TYPES)
+        return [str(person["custom_fields"][key]) for key in self._custom_keys(SEARCHABLE_TYPES)
                 if person["custom_fields"].get(key) not in (None, "")]
 
     def _list_persons(self, request: FakeRequest) -> FakeResponse:
@@ -228,33 +185,8 @@ class PipedriveFake(FakeCRM):
             if name in body:
                 person[name] = _entries(body[name])
         person["custom_fields"].update(body.get("custom_fields") or {})   # only the keys sent change
-        person.update(update_time=_now_text(), updated_epoch=time.time())
+        person.update(update_time=now_text(), updated_epoch=time.time())
         return ok(self._shown(person))
-
-    # --- person fields (v1) ----------------------------------------------------------------------------------------
-
-    def _store_field(self, body: dict[str, Any], key: str | None = None) -> dict[str, Any]:
-        field_id = 9000 + len(self.person_fields) + 1
-        # A custom field's key is a random 40-character hash; standard fields are keyed by their own names.
-        field_key = key or hashlib.sha1(f"{field_id}:{uuid.uuid4()}".encode()).hexdigest()
-        self.person_fields[field_id] = {
-            "id": field_id, "key": field_key, "name": body["name"], "field_type": body["field_type"],
-            "order_nr": len(self.person_fields), "add_time": _now_text(), "update_time": _now_text(),
-            "active_flag": True, "edit_flag": key is None, "add_visible_flag": body.get("add_visible_flag", True),
-            "searchable_flag": body["field_type"] in _SEARCHABLE_TYPES, "mandatory_flag": False, "options": None}
-        return self.person_fields[field_id]
-
-    def _list_fields(self, request: FakeRequest) -> FakeResponse:
-        rows = list(self.person_fields.values())
-        start, limit = int(request.arg("start", "0")), min(int(request.arg("limit", "100")), 500)
-        return ok(rows[start:start + limit], start=start, limit=limit,
-                  more_items_in_collection=start + limit < len(rows))
-
-    def _create_field(self, request: FakeRequest) -> FakeResponse:
-        body = request.json() or {}
-        if not body.get("name") or not body.get("field_type"):
-            return error(400, "Validation failed: name and field_type are required")
-        return ok(self._store_field(body))
 
     # --- leads and notes ------------------------------------------------------------------------------------------
 
@@ -270,7 +202,7 @@ class PipedriveFake(FakeCRM):
             "id": lead_id, "title": body["title"], "person_id": int(body["person_id"]), "organization_id": None,
             "owner_id": body.get("owner_id", 1), "source_name": "API", "origin": "API",
             "origin_id": body.get("origin_id"), "channel": None, "channel_id": None, "is_archived": False,
-            "was_seen": False, "label_ids": [], "add_time": _now_text(), "update_time": _now_text(),
+            "was_seen": False, "label_ids": [], "add_time": now_text(), "update_time": now_text(),
         }
         return self.leads[lead_id]
 
@@ -282,7 +214,7 @@ class PipedriveFake(FakeCRM):
         note_id = self.new_id()
         self.notes[note_id] = {"id": note_id, "content": body["content"], "person_id": body.get("person_id"),
                                "lead_id": body.get("lead_id"), "deal_id": None, "org_id": None, "active_flag": True,
-                               "add_time": _now_text(), "update_time": _now_text(), "order": note_id}
+                               "add_time": now_text(), "update_time": now_text(), "order": note_id}
         return ok(self.notes[note_id], status=201)
 
     def _page(self, request: FakeRequest, rows: Any, oldest_first: bool, nested_pagination: bool) -> FakeResponse:

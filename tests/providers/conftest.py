@@ -13,6 +13,7 @@ from crm_sync.schema import Contact
 from ingest.runtime import Runtime
 from ingest.schema import Event
 from tests.conftest import make_client
+from tests.providers import jivo_support, livechat_support, rocketchat_support
 
 
 @dataclass
@@ -53,3 +54,21 @@ def provider_harness(database_url, make_settings) -> Iterator[Callable[[dict], P
     yield build
     for runtime in runtimes:
         runtime.close()
+
+
+@pytest.fixture
+def livechat(provider_harness) -> ProviderHarness:
+    """The LiveChat sources of livechat_support: v3 and legacy, v3 only, legacy only."""
+    return provider_harness(livechat_support.SOURCES)
+
+
+@pytest.fixture
+def rocket(provider_harness) -> ProviderHarness:
+    """The Rocket.Chat source of rocketchat_support, with its Secret Token."""
+    return provider_harness(rocketchat_support.SOURCES)
+
+
+@pytest.fixture
+def jivo(provider_harness) -> ProviderHarness:
+    """The Jivo source of jivo_support, behind its secret URL."""
+    return provider_harness(jivo_support.SOURCES)

@@ -8,7 +8,7 @@ import json
 from ingest.credential_mask import CREDENTIAL_MASK
 from tests.conftest import ADMIN_TOKEN, payload
 from tests.providers import roistat_support as roistat
-from tests.providers.test_livechat import SECRET, SOURCES as LIVECHAT_SOURCES, V3_ONLY, basic, signed
+from tests.providers.livechat_support import SECRET, SOURCES as LIVECHAT_SOURCES, V3_ONLY, basic, signed
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 FORM = "application/x-www-form-urlencoded"
