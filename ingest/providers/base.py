@@ -111,6 +111,8 @@ class RawRequest:
             raise ParseError(f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
         except RecursionError:
             raise ParseError("the body's JSON nests deeper than this service reads") from None
+        except ValueError as exc:  # an integer of more digits than Python converts (sys.get_int_max_str_digits)
+            raise ParseError(f"the body's JSON cannot be read: {exc}") from None
 
     def json_object(self) -> dict[str, Any]:
         value = self.json()
@@ -140,8 +142,9 @@ def secrets_equal(given: str | bytes | None, expected: str | bytes | None) -> bo
     """Constant-time comparison that fails closed on anything missing."""
     if not given or not expected:
         return False
-    given_b = given.encode() if isinstance(given, str) else given
-    expected_b = expected.encode() if isinstance(expected, str) else expected
+    # surrogatepass: a lone surrogate (a JSON "\\ud800" escape) is no configured secret, but must not raise.
+    given_b = given.encode(errors="surrogatepass") if isinstance(given, str) else given
+    expected_b = expected.encode(errors="surrogatepass") if isinstance(expected, str) else expected
     return hmac.compare_digest(given_b, expected_b)
 
 

@@ -31,6 +31,21 @@ def test_a_deeply_nested_body_without_credentials_gets_401(livechat):
     assert post(livechat, DEEPLY_NESTED).status_code == 401
 
 
+TOO_LONG_A_NUMBER = b'{"event_type": "chat_started", "visitor": {"id": ' + b"7" * 5000 + b"}}"
+
+
+def test_a_body_with_a_number_too_long_to_read_and_basic_credentials_is_stored_and_goes_dead(livechat):
+    assert post(livechat, TOO_LONG_A_NUMBER, source=LEGACY_ONLY, headers=basic()).status_code == 200
+    [event] = livechat.process_all()
+    assert (event.body, event.status, event.error_class) == (TOO_LONG_A_NUMBER, "dead", "parse_error")
+
+
+def test_a_secret_key_holding_a_lone_surrogate_gets_401_not_500(livechat):
+    response = post(livechat, b'{"action": "incoming_chat", "secret_key": "\\ud800"}')
+    assert (response.status_code, response.get_json()["error"]) == (401, "authentication_failed")
+    assert livechat.events() == []
+
+
 def test_v3_webhook_with_a_wrong_secret_key_gets_401_and_is_not_stored(livechat):
     response = post(livechat, signed("incoming_chat.json", secret="someone-elses-secret"))
     assert (response.status_code, response.get_json()["error"]) == (401, "authentication_failed")

@@ -138,6 +138,16 @@ def test_data_that_is_not_json_is_kept_as_text_and_the_lead_still_counts():
     assert "not valid JSON" in record.interaction.extra["data_problem"]
 
 
+@pytest.mark.parametrize(("data", "problem"), [
+    ('{"visits": ' + "1" * 5000 + "}", "data cannot be read"),
+    ('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}", "data nests deeper than this service reads"),
+], ids=["a number too long", "nested too deep"])
+def test_data_json_cannot_read_is_kept_as_text_and_the_lead_still_counts(data, problem):
+    record = parse_one(with_param(sample("lead.query"), "data", data))
+    assert record.interaction.lead.external_id and record.interaction.lead.data == {}
+    assert record.interaction.extra["data_problem"].startswith(problem)
+
+
 def test_an_unreadable_created_date_leaves_the_time_unknown_and_keeps_the_text():
     interaction = parse_one(with_param(sample("lead.query"), "created_date", "yesterday")).interaction
     assert interaction.occurred_at is None

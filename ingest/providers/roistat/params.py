@@ -174,6 +174,10 @@ def decode_data(text: str | None) -> tuple[dict[str, Any], str | None]:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         return {}, f"data is not valid JSON ({exc.msg} at column {exc.colno})"
+    except RecursionError:
+        return {}, "data nests deeper than this service reads"
+    except ValueError as exc:  # an integer of more digits than Python converts
+        return {}, f"data cannot be read: {exc}"
     if value in (None, [], {}, ""):  # PHP's json_encode([]) is "[]": an empty data set
         return {}, None
     if isinstance(value, dict):
