@@ -37,7 +37,7 @@ class Server:
     """One gunicorn master and its workers, serving `app_factory` on a loopback port."""
 
     def __init__(self, name: str, app_factory: str, workers: int, threads: int, workdir: Path,
-                 env: dict[str, str] | None = None, cpu_affinity: bool = True):
+                 env: dict[str, str] | None = None, cpu_affinity: bool = True, read_timeout: float | None = None):
         self.name = name
         self.port = free_port()
         self.log_path = workdir / f"{name}-server.log"
@@ -51,9 +51,10 @@ class Server:
         command = [sys.executable, "-c", "import sys; from workers.web import serve; "
                    "from ingest.logs import configure_logging; configure_logging(); "
                    "serve('127.0.0.1', int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), "
-                   "__import__('pathlib').Path(sys.argv[4]), sys.argv[5], cpu_affinity=sys.argv[6] == 'on')",
+                   "__import__('pathlib').Path(sys.argv[4]), sys.argv[5], cpu_affinity=sys.argv[6] == 'on', "
+                   "**({'read_timeout': float(sys.argv[7])} if len(sys.argv) > 7 else {}))",
                    str(self.port), str(workers), str(threads), str(data_dir), app_factory,
-                   "on" if cpu_affinity else "off"]
+                   "on" if cpu_affinity else "off", *([str(read_timeout)] if read_timeout is not None else [])]
         self._log = open(self.log_path, "ab")
         self.process = subprocess.Popen(command, cwd=workdir, env=child_env, stdout=self._log,
                                         stderr=subprocess.STDOUT)

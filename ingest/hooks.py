@@ -14,7 +14,7 @@ from typing import Callable
 from flask import Blueprint, Request, Response, current_app, request
 from flask.json.provider import DefaultJSONProvider
 from sqlalchemy.exc import SQLAlchemyError
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntityTooLarge
 
 from ingest.db import driver_message
 from ingest.errors import DATABASE_RETRY_AFTER_SECONDS, ApiError
@@ -145,18 +145,33 @@ def _raw_request(source: SourceSettings, current: Request) -> RawRequest:
 
 
 def _body(current: Request) -> bytes:
-    """The whole body, or 413 past MAX_CONTENT_LENGTH (max_body_bytes).
+    """The whole body; 413 past MAX_CONTENT_LENGTH (max_body_bytes), 400 or 408 for one that never arrived whole.
 
     werkzeug raises 413 for a declared length over the limit, but it reads a body sent without one (chunked) only up
     to the limit and stops there without a word: that would store a truncated body and answer 200. One more byte
-    from the server's own stream tells whether there was more.
+    from the server's own stream tells whether there was more. Likewise a connection that ends before the declared
+    length gives a short body, not an error.
     """
-    body = current.get_data(cache=True)
-    if current.content_length is None:  # only then: the limit is looked up through the app, per request
+    try:
+        body = current.get_data(cache=True)
+    except ClientDisconnected as exc:
+        # The server's read ran out of time (BlockingIOError: workers.slow_clients), or the connection ended early.
+        if isinstance(exc.__context__, BlockingIOError):
+            raise ApiError(408, "request_timeout", "the body stopped arriving before its end; send the request again",
+                           {"Connection": "close"}) from None
+        raise _incomplete_body() from None
+    declared = current.content_length
+    if declared is not None and len(body) < declared:  # gunicorn ends the stream at the connection's end, unsaid
+        raise _incomplete_body()
+    if declared is None:  # only then: the limit is looked up through the app, per request
         limit = current.max_content_length
         if limit is not None and len(body) >= limit and current.environ["wsgi.input"].read(1):
             raise RequestEntityTooLarge()
     return body
+
+
+def _incomplete_body() -> ApiError:
+    return ApiError(400, "incomplete_body", "the connection ended before the whole body arrived")
 
 
 def _headers(environ: dict) -> dict[str, str]:

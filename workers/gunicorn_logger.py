@@ -6,9 +6,12 @@ stored an event has its one line from the app instead (`event stored`, with the 
 """
 from __future__ import annotations
 
+import sys
+
 from gunicorn.glogging import Logger
 
 from ingest.logs import REQUEST_LOGGED, request_fields
+from workers.slow_clients import read_timed_out
 
 
 class GunicornLogger(Logger):
@@ -26,3 +29,11 @@ class GunicornLogger(Logger):
         fields = request_fields(environ, int(status), round(request_time.total_seconds() * 1000, 3))
         self.access_log.info("%s %s %s", fields["http_method"], fields["path"], status,
                              extra={**fields, "response_bytes": getattr(resp, "sent", None)})
+
+    def exception(self, msg, *args, **kwargs) -> None:
+        """A client that left its request half sent is a client's doing, said in one line, not a traceback."""
+        if read_timed_out(sys.exc_info()[1]):
+            self.error_log.warning("a client sent part of a request, then nothing for as long as a read may wait: "
+                                   "connection closed")
+            return
+        super().exception(msg, *args, **kwargs)

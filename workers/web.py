@@ -11,6 +11,7 @@ from gunicorn.app.base import BaseApplication
 
 from workers.cpu_affinity import assign_cpu, pin_to_assigned_cpu
 from workers.protocol_errors import answer_protocol_errors_in_json
+from workers.slow_clients import READ_TIMEOUT_SECONDS, bounded_reads_worker
 
 # gunicorn's default line without the query string: Roistat sends its credential (`token`) as a query parameter.
 ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(f)s" "%(a)s"'
@@ -72,21 +73,24 @@ def prepare_metrics_dir(data_dir: Path) -> None:
 
 
 def serve(host: str, port: int, workers: int, threads: int, data_dir: Path,
-          app_factory: str = DEFAULT_APP_FACTORY, cpu_affinity: bool = True) -> None:
+          app_factory: str = DEFAULT_APP_FACTORY, cpu_affinity: bool = True,
+          read_timeout: float = READ_TIMEOUT_SECONDS) -> None:
     prepare_metrics_dir(data_dir)
     answer_protocol_errors_in_json()
-    GunicornServer(gunicorn_options(host, port, workers, threads, cpu_affinity), app_factory).run()
+    GunicornServer(gunicorn_options(host, port, workers, threads, cpu_affinity, read_timeout), app_factory).run()
 
 
-def gunicorn_options(host: str, port: int, workers: int, threads: int, cpu_affinity: bool = True) -> dict:
+def gunicorn_options(host: str, port: int, workers: int, threads: int, cpu_affinity: bool = True,
+                     read_timeout: float = READ_TIMEOUT_SECONDS) -> dict:
     """The production server settings of `crm-ingest web`; with `cpu_affinity`, one CPU per worker
-    (workers.cpu_affinity)."""
+    (workers.cpu_affinity); each read of a request waits at most `read_timeout` for the client
+    (workers.slow_clients)."""
     pinning = {"pre_fork": assign_cpu, "post_fork": pin_to_assigned_cpu} if cpu_affinity else {}
     return {
         "bind": f"{host}:{port}",
         "workers": workers,
         "threads": threads,
-        "worker_class": "gthread" if threads > 1 else "sync",
+        "worker_class": bounded_reads_worker(threads, read_timeout),
         "timeout": 30,
         "graceful_timeout": 20,
         "keepalive": 5,
