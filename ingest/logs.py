@@ -35,6 +35,9 @@ REQUEST_LOGGED = "crm_ingest.request_logged"
 # Anywhere in the path, not only at its start: `/x/../hooks/<source>/<secret>` carries a secret too.
 _URL_SECRET = re.compile(r"(/hooks/[^/]+)/[^/]+")
 _SLASHES = re.compile(r"//+")
+# A request target inside free text (gunicorn's error lines quote the request line of a request it refuses, and the
+# URI of one that failed): its URL secret and its query string (Roistat's token) go, as from a request's path field.
+_TARGET_IN_TEXT = re.compile(r"(?P<source>/hooks/+[^/\s'\"?#]+)/+[^/\s'\"?#]+|(?<=[^\s'\"?])\?[^\s'\"#]+")
 # A request's own strings (path, User-Agent…) are cut to this many characters, marked with CUT: a sender chooses
 # them, and every line goes through the redaction's patterns.
 MAX_REQUEST_FIELD_CHARS = 256
@@ -65,6 +68,14 @@ def loggable_path(path: str) -> str:
     if "//" in path:  # `//hooks/<source>/<secret>` routes to the same source: its secret must not slip past
         path = _SLASHES.sub("/", path)
     return _URL_SECRET.sub(r"\1/<url_secret>", path)
+
+
+def without_request_secrets(text: str) -> str:
+    """Free text with every request target's URL secret and query string masked."""
+    if "/hooks/" not in text and "?" not in text:
+        return text
+    return _TARGET_IN_TEXT.sub(lambda match: f"{match['source']}/<url_secret>" if match["source"] else "?<query>",
+                               text)
 
 
 def request_fields(environ: dict, status: int, duration_ms: float) -> dict[str, object]:

@@ -60,3 +60,11 @@ def test_the_server_still_answers_well_formed_requests_after_refusing_one(server
     well_formed = b"GET " + HELLO_PATH.encode() + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     answered, _, _ = exchange(server, well_formed)
     assert answered == 200
+
+
+def test_the_refused_request_line_is_logged_without_its_url_secret_or_query_string(server):
+    exchange(server, request_with(target=b"/hooks/jivo-main/url-secret-in-a-bad-line?token=roistat-token\xff"))
+
+    log = server.log_path.read_text(errors="replace")
+    assert "/hooks/jivo-main/<url_secret>" in log
+    assert "url-secret-in-a-bad-line" not in log and "roistat-token" not in log

@@ -6,11 +6,12 @@ stored an event has its one line from the app instead (`event stored`, with the 
 """
 from __future__ import annotations
 
+import logging
 import sys
 
 from gunicorn.glogging import Logger
 
-from ingest.logs import REQUEST_LOGGED, request_fields
+from ingest.logs import REQUEST_LOGGED, request_fields, without_request_secrets
 from workers.slow_clients import read_timed_out
 
 
@@ -21,6 +22,8 @@ class GunicornLogger(Logger):
             for handler in [h for h in log.handlers if getattr(h, "_gunicorn", False)]:
                 log.removeHandler(handler)
             log.propagate = True  # to the root handler that crm-ingest configured
+        if not any(isinstance(existing, _RequestSecretsFilter) for existing in self.error_log.filters):
+            self.error_log.addFilter(_RequestSecretsFilter())
 
     def access(self, resp, req, environ, request_time) -> None:
         if not self.access_log_enabled or environ.get(REQUEST_LOGGED):
@@ -37,3 +40,12 @@ class GunicornLogger(Logger):
                                    "connection closed")
             return
         super().exception(msg, *args, **kwargs)
+
+
+class _RequestSecretsFilter(logging.Filter):
+    """gunicorn's error lines quote what a refused or failed request asked for ("Invalid request from ip=…: Invalid
+    HTTP request line: 'GET /hooks/jivo-main/<secret> …'", "Error handling request POST /hooks/roistat?token=…")."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = without_request_secrets(record.getMessage()), None
+        return True
