@@ -99,7 +99,9 @@ def event_detail(event: Event) -> dict:
         "request": {
             "method": event.method, "path": event.path,
             "query_string": masked_text(event.query_string, credentials),
-            "headers": event.headers, "content_type": event.content_type, "remote_addr": event.remote_addr,
+            # A proxy's X-Original-URI or X-Forwarded-Uri repeats the query string, credential included.
+            "headers": {name: masked_text(value, credentials) for name, value in (event.headers or {}).items()},
+            "content_type": event.content_type, "remote_addr": event.remote_addr,
             "body_size": len(body), "body": body_text, "body_base64": body_base64,
         },
         "result": event.result,

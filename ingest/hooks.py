@@ -137,7 +137,7 @@ def _raw_request(source: SourceSettings, current: Request) -> RawRequest:
         # The URL secret is a credential: it is never stored, so the admin API cannot show it.
         path=f"/hooks/{source.name}/{REDACTED}" if source.url_secret else current.path,
         query_string=query_text,
-        headers=_headers(current.environ),
+        headers=_without_url_secret(_headers(current.environ), source),
         body=_body(current),
         content_type=current.content_type or "",
         remote_addr=current.remote_addr or "",
@@ -168,6 +168,15 @@ def _body(current: Request) -> bytes:
         if limit is not None and len(body) >= limit and current.environ["wsgi.input"].read(1):
             raise RequestEntityTooLarge()
     return body
+
+
+def _without_url_secret(headers: dict[str, str], source: SourceSettings) -> dict[str, str]:
+    """A proxy's X-Original-URI, X-Forwarded-Uri or Referer may repeat the path, URL secret included: it is not
+    stored there either."""
+    if source.url_secret is None:
+        return headers
+    secret = source.url_secret.get_secret_value()
+    return {name: value.replace(secret, REDACTED) if secret in value else value for name, value in headers.items()}
 
 
 def _incomplete_body() -> ApiError:

@@ -7,7 +7,7 @@ import json
 
 from ingest.credential_mask import CREDENTIAL_MASK
 from tests.conftest import ADMIN_TOKEN, payload
-from tests.providers import roistat_support as roistat
+from tests.providers import jivo_support as jivo, roistat_support as roistat
 from tests.providers.livechat_support import SECRET, SOURCES as LIVECHAT_SOURCES, V3_ONLY, basic, signed
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -86,3 +86,22 @@ def test_a_request_that_cannot_be_parsed_is_dead_with_its_credential_still_maske
     assert harness.client.get(f"{roistat.HOOK}?{roistat.sample('unknown_action.query')}").status_code == 400
     assert [event.status for event in harness.process_all()] == ["dead"]
     assert roistat.TOKEN not in shown_request(harness)["query_string"]
+
+
+def test_roistat_token_repeated_in_a_proxy_header_is_masked_when_shown(provider_harness):
+    harness = provider_harness(roistat.SOURCES)
+    query = roistat.sample("lead.query")
+    assert harness.client.get(f"{roistat.HOOK}?{query}",
+                              headers={"X-Original-URI": f"{roistat.HOOK}?{query}"}).status_code == 200
+    shown = shown_request(harness)["headers"]["X-Original-Uri"]
+    assert roistat.TOKEN not in shown and f"token={CREDENTIAL_MASK}" in shown
+
+
+def test_jivo_url_secret_repeated_in_a_proxy_header_is_not_stored(provider_harness):
+    harness = provider_harness(jivo.SOURCES)
+    response = harness.client.post(jivo.URL, json=jivo.sample("chat_accepted.json"),
+                                   headers={"X-Forwarded-Uri": jivo.URL, "Referer": f"https://crm.example{jivo.URL}"})
+    assert response.status_code == 200
+    stored = harness.event(1).headers
+    assert stored["X-Forwarded-Uri"] == "/hooks/jivo-main/<url_secret>"
+    assert stored["Referer"] == "https://crm.example/hooks/jivo-main/<url_secret>"
