@@ -1,7 +1,7 @@
 """Roistat "own CRM": what Roistat sends (GET query strings, sometimes a form POST) and what it must get back.
 
-These run through the real app on SQLite and PostgreSQL. Parsing is in test_roistat_parsing.py, Roistat's polls of
-our store in test_roistat_export.py.
+These run through the real app on SQLite and PostgreSQL. Authentication is in test_roistat_auth.py, parsing in
+test_roistat_parsing.py, Roistat's polls of our store in test_roistat_export.py.
 """
 from __future__ import annotations
 
@@ -17,13 +17,12 @@ from crm_sync.contacts import list_interactions
 from crm_sync.model import ConversationState
 from crm_sync.pipeline import process_event
 from ingest.providers import get_provider
-from ingest.settings import ConfigError, settings_from_dict
+from ingest.settings import settings_from_dict
 from tests.providers.roistat_support import (
     HOOK, PASSWORD, SOURCE, SOURCES, TOKEN, USER, sample, with_param,
 )
 from workers.web import ACCESS_LOG_FORMAT
 
-SAMPLE_ACCOUNT_TOKEN = "e1672b5bfe68ff2a96a65a639f54793b"
 FORM = "application/x-www-form-urlencoded"
 roistat = get_provider("roistat")
 
@@ -31,51 +30,6 @@ roistat = get_provider("roistat")
 @pytest.fixture
 def harness(provider_harness):
     return provider_harness(SOURCES)
-
-
-# --- authentication --------------------------------------------------------------------------------------------
-
-def test_a_request_signed_with_md5_of_user_and_password_is_accepted(harness):
-    response = harness.client.get(HOOK, query_string=sample("lead.query"))
-    assert response.status_code == 200
-    assert response.json["status"] == "ok"
-
-
-def test_a_wrong_token_gets_401_and_nothing_is_stored(harness):
-    response = harness.client.get(HOOK, query_string=sample("lead.query", token=SAMPLE_ACCOUNT_TOKEN))
-    assert response.status_code == 401
-    assert response.json["error"] == "authentication_failed"
-    assert "status" not in response.json
-    assert harness.events() == []
-
-
-def test_the_right_token_with_another_user_gets_401(harness):
-    response = harness.client.get(HOOK, query_string=with_param(sample("lead.query"), "user", "someone-else"))
-    assert response.status_code == 401
-
-
-@pytest.mark.parametrize("query", [with_param(sample("lead.query"), "user", ""),
-                                   sample("lead.query").replace("user=roistat&", "")])
-def test_the_right_token_with_an_empty_or_missing_user_is_accepted_as_in_roistats_example(harness, query):
-    assert "user=roistat" not in query
-    assert harness.client.get(HOOK, query_string=query).status_code == 200
-
-
-def test_a_request_without_credentials_gets_401(harness):
-    query = "action=lead&id=90&name=Robert"
-    assert harness.client.get(HOOK, query_string=query).status_code == 401
-
-
-def test_an_upper_case_token_is_accepted(harness):
-    query = with_param(sample("lead.query"), "token", TOKEN.upper())
-    assert harness.client.get(HOOK, query_string=query).status_code == 200
-
-
-def test_a_source_without_a_password_is_a_configuration_error():
-    with pytest.raises(ConfigError, match="password"):
-        settings_from_dict({"sources": {"r": {"provider": "roistat", "user": USER}}}, env={})
-    with pytest.raises(ConfigError, match="password"):
-        settings_from_dict({"sources": {"r": {"provider": "roistat", "user": USER, "password": ""}}}, env={})
 
 
 # --- the lead answer and its redeliveries ----------------------------------------------------------------------
