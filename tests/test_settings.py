@@ -136,6 +136,21 @@ def test_check_config_accepts_a_good_file_and_never_prints_secrets(tmp_path):
     assert "/hooks/g/<url_secret>" in result.stdout
 
 
+def test_check_config_warns_of_guessable_secrets_and_crm_calls_in_clear_but_accepts_them(tmp_path):
+    write(tmp_path, 'admin_token = "admin"\n[sources.g]\nprovider = "generic"\ntoken = "x1"\n'
+                    '[destinations.h]\nkind = "hubspot"\ntoken = "pat-na1-0123"\nbase_url = "http://crm.example"\n'
+                    '[destinations.local]\nkind = "hubspot"\ntoken = "t"\nbase_url = "http://127.0.0.1:9999"\n')
+    result = run_cli(tmp_path, "check-config")
+    assert result.returncode == 0 and "configuration OK" in result.stdout
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert warnings == [
+        "warning: admin_token is shorter than 16 characters: whoever guesses it can reach the admin API",
+        "warning: sources.g.token is shorter than 16 characters: whoever guesses it can reach webhooks to this source",
+        "warning: destinations.h.base_url is http://: its credentials and the people it carries cross the network "
+        "unencrypted (use https://)"]
+    assert "x1" not in result.stdout + result.stderr and "pat-na1" not in result.stdout + result.stderr
+
+
 def test_check_config_lists_destinations_without_their_secrets(tmp_path):
     secret = base64.b64encode(SECRET.encode()).decode()
     write(tmp_path, f'[destinations.audit]\nkind = "webhook"\nurl = "https://example.com/hook"\n'

@@ -245,6 +245,10 @@ def check_config() -> None:
         click.echo(f"destination {destination.name}: kind {destination.kind}, {', '.join(extras)}")
     if not settings.sources:
         click.echo("warning: no sources configured; every webhook will get 404", err=True)
+    from ingest.config_warnings import weak_settings
+
+    for weakness in weak_settings(settings):
+        click.echo(f"warning: {weakness}", err=True)
     click.echo("configuration OK")
 
 
