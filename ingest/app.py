@@ -15,6 +15,7 @@ from ingest.metrics import render
 from ingest.privacy_api import privacy_api
 from ingest.queue_depth import bounded_connection
 from ingest.runtime import Runtime
+from ingest.shared_reads import SharedRead
 
 log = logging.getLogger(__name__)
 
@@ -37,19 +38,28 @@ def create_app(runtime: Runtime | None = None) -> Flask:
     def healthz():
         return jsonify(status="ok")
 
+    readiness = SharedRead(lambda: _readiness(runtime))
+    state = SharedRead(lambda: _state(runtime))
+
     @app.get("/readyz")
     def readyz():
-        failing = {name: problem for name, problem in _readiness(runtime).items() if problem}
+        failing = {name: problem for name, problem in readiness.get().items() if problem}
         if failing:
             return error_response(503, "not_ready", "; ".join(f"{k}: {v}" for k, v in failing.items()))
         return jsonify(status="ready", database="ok", broker="ok")
 
     @app.get("/metrics")
     def metrics():
-        payload, content_type = render(runtime)
+        payload, content_type = render(runtime, state.get)
         return Response(payload, content_type=content_type)
 
     return app
+
+
+def _state(runtime: Runtime) -> list:
+    from ingest.state_metrics import state_families  # at the first scrape: a web worker that is never scraped
+                                                     # does not carry it
+    return state_families(runtime)
 
 
 def _readiness(runtime: Runtime) -> dict[str, str | None]:

@@ -8,7 +8,7 @@ process's own samples instead.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.registry import Collector
@@ -32,8 +32,9 @@ class _ThisProcess(Collector):
         return REGISTRY.collect()
 
 
-def render(runtime: "Runtime | None" = None) -> tuple[bytes, str]:
-    """The page's bytes and content type; with a runtime, the database and broker state too."""
+def render(runtime: "Runtime | None" = None, state: Callable[[], list] | None = None) -> tuple[bytes, str]:
+    """The page's bytes and content type; with a runtime, the database and broker state too (read now, or as
+    `state` gives it)."""
     registry = CollectorRegistry(auto_describe=False)
     if os.environ.get(ENV):
         data_dir = runtime.settings.data_dir if runtime is not None else None
@@ -41,7 +42,7 @@ def render(runtime: "Runtime | None" = None) -> tuple[bytes, str]:
     else:
         registry.register(_ThisProcess())
     if runtime is not None:
-        from ingest.state_metrics import StateCollector
+        from ingest.state_metrics import StateCollector, state_families
 
-        registry.register(StateCollector(runtime))
+        registry.register(StateCollector(state or (lambda: state_families(runtime))))
     return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -33,31 +33,40 @@ DUE = (DeliveryStatus.PENDING, DeliveryStatus.FAILED)
 CIRCUIT_STATES = ("closed", "open", "half_open")
 
 
+def state_families(runtime: "Runtime") -> list:
+    """Every state gauge, read now: a part that cannot be read is `crm_ingest_state_up{part} 0`, the rest served."""
+    up = GaugeMetricFamily("crm_ingest_state_up", "1 if the part could be read for this scrape, else 0",
+                           labels=["part"])
+    families: list = []
+    try:
+        # On a connection of its own, within CHECK_SECONDS: a pooled one may wait on a silent server forever.
+        families += read_within(runtime.engine, lambda connection: _database_families_on(connection, runtime))
+        up.add_metric(["database"], 1)
+    except Exception as exc:
+        log.warning("metrics: the database could not be read: %s", exc)
+        up.add_metric(["database"], 0)
+    try:
+        families += broker_families(runtime)
+        up.add_metric(["broker"], 1)
+    except Exception as exc:
+        log.warning("metrics: the broker could not be read: %s", exc)
+        up.add_metric(["broker"], 0)
+    return [*families, up]
+
+
 class StateCollector(Collector):
-    def __init__(self, runtime: "Runtime"):
-        self.runtime = runtime
+    """The state gauges as `read` gives them (state_families, or a shared read of it: ingest.shared_reads)."""
+
+    def __init__(self, read: Callable[[], list]):
+        self.read = read
 
     def collect(self) -> Iterable:
-        up = GaugeMetricFamily("crm_ingest_state_up", "1 if the part could be read for this scrape, else 0",
-                               labels=["part"])
-        try:
-            # On a connection of its own, within CHECK_SECONDS: a pooled one may wait on a silent server forever.
-            yield from read_within(self.runtime.engine, self._database_families)
-            up.add_metric(["database"], 1)
-        except Exception as exc:
-            log.warning("metrics: the database could not be read: %s", exc)
-            up.add_metric(["database"], 0)
-        try:
-            yield from broker_families(self.runtime)
-            up.add_metric(["broker"], 1)
-        except Exception as exc:
-            log.warning("metrics: the broker could not be read: %s", exc)
-            up.add_metric(["broker"], 0)
-        yield up
+        return iter(self.read())
 
-    def _database_families(self, connection: Connection) -> list:
-        with Session(bind=connection) as session:
-            return list(database_families(session, self.runtime.settings, utcnow()))
+
+def _database_families_on(connection: Connection, runtime: "Runtime") -> list:
+    with Session(bind=connection) as session:
+        return list(database_families(session, runtime.settings, utcnow()))
 
 
 def database_families(session: Session, settings, now: datetime) -> Iterable:

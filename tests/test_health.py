@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -11,6 +12,7 @@ from sqlalchemy import create_engine, text
 
 from ingest.db import alembic_config, migrate
 from ingest.runtime import Runtime
+from ingest.shared_reads import FRESH_SECONDS
 from tests.conftest import DEAD_BROKER_URLS, PG_SERVER_URL, make_client, truncate_postgres
 from tests.support.stalling_proxy import StallingProxy
 
@@ -55,6 +57,7 @@ def test_readyz_answers_a_database_that_stopped_answering_with_a_timeout(postgre
         runtime = Runtime(make_settings(proxy.url_for(postgres_schema_url)))
         client = make_client(runtime)
         assert client.get("/readyz").status_code == 200  # warm: the pool keeps a connection
+        time.sleep(FRESH_SECONDS)  # past the window in which probes share that read (ingest.shared_reads)
         proxy.stall()
         responses: list = []
         probe = threading.Thread(target=lambda: responses.append(client.get("/readyz")), daemon=True)

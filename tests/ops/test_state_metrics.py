@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -12,6 +13,7 @@ from crm_sync.pipeline import process_event
 from crm_sync.schema import Contact, Delivery, DeliveryStatus, DestinationState, StoredInteraction
 from ingest.db import migrate, transaction
 from ingest.runtime import Runtime
+from ingest.shared_reads import FRESH_SECONDS
 from ingest.schema import Event, utcnow
 from tests.conftest import DEAD_BROKER_URLS, PG_SERVER_URL, make_client, truncate_postgres
 from tests.ops.conftest import Samples, post_generic, sample, scrape
@@ -154,6 +156,7 @@ def test_a_postgresql_that_stopped_answering_is_reported_and_the_page_still_serv
         runtime = Runtime(make_settings(proxy.url_for(postgres_schema_url)))
         client = make_client(runtime)
         assert sample(scrape(client), "crm_ingest_state_up", part="database") == 1  # warm: the pool keeps a connection
+        time.sleep(FRESH_SECONDS)  # past the window in which scrapes share that read (ingest.shared_reads)
         proxy.stall()
         samples = scrape_unless_it_hangs(client)
         runtime.close()
