@@ -145,6 +145,16 @@ def test_the_card_shows_the_last_lead_from_any_provider(jivo):
     assert last_lead.startswith("Угловой диван, lead via generic, ")
 
 
+def test_a_chat_without_a_subject_reads_as_its_kind_and_provider(jivo):
+    chat = json.loads(payload("jivo/chat_finished.json"))
+    chat.pop("topic")
+    post(jivo, chat)
+    jivo.process_all()
+    card = post(jivo, payload("jivo/chat_accepted.json")).get_json()
+    [last_contact] = [line["content"] for line in card["custom_data"] if line["title"] == "Last contact"]
+    assert last_contact.startswith("chat via jivo, ")
+
+
 # Counted on SQLite, where the card's statements run through SQLAlchemy and its events see them; on PostgreSQL the
 # same prebuilt statements run as prepared statements on a kept connection, which no SQLAlchemy event sees.
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

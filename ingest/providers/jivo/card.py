@@ -63,7 +63,7 @@ def _more_crm_links(links: list[tuple[str, str]]) -> list[dict[str, str]]:
 def _describe(interaction: "InteractionSummary", label: str | None) -> str:
     kind = interaction.kind.replace("_", " ")
     when = _when(interaction.occurred_at or interaction.updated_at)
-    parts = [label or kind, f"{kind} via {interaction.provider}" if label else f"via {interaction.provider}", when]
+    parts = [label, f"{kind} via {interaction.provider}", when]
     return ", ".join(part for part in parts if part)
 
 
