@@ -22,13 +22,17 @@ HEADERS_BEGUN = b"POST /hooks/generic-main HTTP/1.1\r\nHost: x\r\n"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
+    yield from serving(tmp_path_factory, THREADS)
+
+
+def serving(tmp_path_factory, threads: int):
     folder = tmp_path_factory.mktemp("slow")
     database_url = f"sqlite:///{folder}/store.db"
     migrate(database_url)
     config = folder / "crm-ingest.toml"
     config.write_text(f'database_url = "{database_url}"\ndata_dir = "{folder}/var"\n'
                       f'[sources.generic-main]\nprovider = "generic"\ntoken = "{TOKEN}"\n')
-    served = Server("slow", "ingest.app:create_app", WORKERS, THREADS, folder, env={"CRM_INGEST_CONFIG": str(config)},
+    served = Server("slow", "ingest.app:create_app", WORKERS, threads, folder, env={"CRM_INGEST_CONFIG": str(config)},
                     cpu_affinity=False, read_timeout=READ_TIMEOUT)
     try:
         served.wait_ready("/healthz")
@@ -69,6 +73,12 @@ def stored_events(server: Server) -> int:
 
 def test_a_client_that_stops_in_the_middle_of_its_headers_is_disconnected_unanswered(server):
     assert answer_to(stalled(server, HEADERS_BEGUN)) == b""
+
+
+def test_a_single_threaded_server_disconnects_a_client_stopped_in_its_headers_too(tmp_path_factory):
+    for sync_server in serving(tmp_path_factory, threads=1):  # `crm-ingest web --threads 1`: gunicorn's sync worker
+        assert answer_to(stalled(sync_server, HEADERS_BEGUN)) == b""
+        assert httpx.get(f"http://127.0.0.1:{sync_server.port}/healthz", timeout=WAIT_FOR_THE_SERVER).status_code == 200
 
 
 def test_threads_held_by_clients_that_stopped_are_given_back_to_other_requests(server):
