@@ -5,8 +5,9 @@ emails happens in the contact store, which keeps the original text beside the no
 """
 from __future__ import annotations
 
+import math
 import re
-from datetime import datetime
+from datetime import datetime, timezone
 from enum import StrEnum
 from typing import Any
 
@@ -26,13 +27,32 @@ class _Model(BaseModel):
         undecodable text does."""
         return _storable_text(value)
 
+    @field_validator("*", mode="after")
+    @classmethod
+    def _in_utc(cls, value: Any) -> Any:
+        """Every time in UTC, as it is stored. A time that has none (year 1 east of Greenwich, 9999 west of it: a
+        sender's placeholder, or garbage) is unknown, as an unreadable one is, rather than an error further on."""
+        if not isinstance(value, datetime) or value.tzinfo is timezone.utc:
+            return value
+        try:
+            return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        except OverflowError:
+            return None
+
+
+# Free-form values (a lead's data, a contact's attributes, a provider's extras) deeper than this are cut there: no
+# provider nests its own fields a tenth as deep, and a sender who does would otherwise overflow the stack or
+# pydantic's serialiser further on.
+MAX_FREE_FORM_DEPTH = 32
+TOO_DEEP = "<nested too deep>"
 
 # C0 controls but tab, LF and CR; and DEL. C1 (U+0080-U+009F) stays: mis-decoded Windows-1252 text lands there, and
 # which character was meant is a guess.
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
-def _storable_text(value: Any) -> Any:
+def _storable_text(value: Any, depth: int = 0) -> Any:
+    """Also: NaN and infinities, which Python's JSON reader accepts and PostgreSQL's json refuses, become null."""
     if isinstance(value, str):
         value = _CONTROL_CHARACTERS.sub("", value)
         try:
@@ -40,10 +60,14 @@ def _storable_text(value: Any) -> Any:
         except UnicodeEncodeError:
             return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
         return value
+    if isinstance(value, (dict, list)) and depth >= MAX_FREE_FORM_DEPTH:
+        return TOO_DEEP
     if isinstance(value, dict):
-        return {_storable_text(key): _storable_text(item) for key, item in value.items()}
+        return {_storable_text(key, depth + 1): _storable_text(item, depth + 1) for key, item in value.items()}
     if isinstance(value, list):
-        return [_storable_text(item) for item in value]
+        return [_storable_text(item, depth + 1) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     return value
 
 
@@ -100,10 +124,12 @@ class Person(_Model):
         """Providers send "" or None for "not given": that is absence, not a value."""
         if values is None:
             return []
-        if isinstance(values, (str, int)):
+        if not isinstance(values, (list, tuple)):
             values = [values]
         out: list[str] = []
         for value in values:
+            if isinstance(value, bool) or not isinstance(value, (str, int, float, type(None))):
+                raise ValueError(f"expected text or a list of texts, not {type(value).__name__}")
             text = str(value).strip() if value is not None else ""
             if text and text not in out:
                 out.append(text)

@@ -45,19 +45,19 @@ class GenericJSONProvider(Provider):
 
     def parse(self, request: RawRequest) -> list[CanonicalRecord]:
         body = request.json_object() if request.method == "POST" else dict(request.query())
-        event_type = str(body.get("type") or body.get("event") or "event")
+        event_type = _text(body, "type") or _text(body, "event") or "event"
         person = Person(
-            name=_text(body.get("name")),
+            name=_text(body, "name"),
             emails=body.get("email") or body.get("emails"),
             phones=body.get("phone") or body.get("phones"),
-            identities=[ProviderIdentity(kind="generic.id", value=body["id"])] if body.get("id") else [],
+            identities=[ProviderIdentity(kind="generic.id", value=_text(body, "id"))] if body.get("id") else [],
         )
         interaction = Interaction(
             kind=_kind(body.get("kind")),
             provider=self.name,
-            conversation_id=_text(body.get("conversation_id")),
-            external_id=_text(body.get("event_id")),
-            subject=_text(body.get("subject")),
+            conversation_id=_text(body, "conversation_id"),
+            external_id=_text(body, "event_id"),
+            subject=_text(body, "subject"),
         )
         return [CanonicalRecord(event_type=event_type, person=person, interaction=interaction)]
 
@@ -72,8 +72,15 @@ class GenericJSONProvider(Provider):
         return f"POST JSON to {url} with header Authorization: Bearer {source.token.get_secret_value()}"
 
 
-def _text(value: Any) -> str | None:
-    return None if value is None or value == "" else str(value)
+def _text(body: dict[str, Any], key: str) -> str | None:
+    """The key's text (a number as written); refused if it is an object, a list or true/false: printing one as text
+    would store `{'a': 1}` as a name or an id."""
+    value = body.get(key)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ParseError(f"{key} must be text or a number, not {type(value).__name__}")
+    return str(value)
 
 
 def _kind(value: Any) -> InteractionKind:

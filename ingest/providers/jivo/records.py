@@ -255,8 +255,8 @@ def _visitor_name(event: payload.JivoEvent) -> str | None:
 def _utc(timestamp: int | None) -> datetime | None:
     if timestamp is None or timestamp <= 0:
         return None
-    seconds = timestamp / 1000 if timestamp > MILLISECONDS_THRESHOLD else timestamp
     try:
+        seconds = timestamp / 1000 if timestamp > MILLISECONDS_THRESHOLD else timestamp
         return datetime.fromtimestamp(seconds, tz=timezone.utc)
     except (OverflowError, OSError, ValueError):
         return None

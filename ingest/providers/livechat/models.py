@@ -39,9 +39,9 @@ def _timestamp(value: Any) -> datetime | None:
     """RFC 3339 strings (v3) or unix seconds (v2, sometimes quoted); anything else is unknown time, not an error."""
     if isinstance(value, bool) or value in (None, ""):
         return None
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
     try:
+        if isinstance(value, str) and value.strip().isdigit():  # isdigit() also passes "²", which int() refuses
+            value = int(value)
         if isinstance(value, (int, float)):
             return datetime.fromtimestamp(value, tz=timezone.utc)
         if isinstance(value, str):

@@ -192,6 +192,6 @@ def utc_time(text: str | None) -> datetime | None:
     text = text.strip()
     try:
         moment = datetime.fromtimestamp(int(text), timezone.utc) if text.isdigit() else datetime.fromisoformat(text)
-    except (ValueError, OverflowError, OSError):
+        return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    except (ValueError, OverflowError, OSError):  # unreadable, or beyond year 1-9999 in UTC
         return None
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
