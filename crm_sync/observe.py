@@ -23,6 +23,7 @@ from ingest.logs import log_context
 from ingest.schema import Event, EventStatus, utcnow
 
 log = logging.getLogger("crm_sync.pipeline")
+MAX_LOGGED_MESSAGE = 4000  # characters of a delivery's error in its log line, as crm_sync.delivery.results stores
 UNKNOWN = "unknown"
 
 
@@ -146,8 +147,10 @@ def delivery_attempt_ended(destination: str, claimed, outcome, status: str | Non
     ended = "dead" if status == "dead" else "failed"
     metrics.delivery_attempted(destination, ended, reason)
     fields.update(outcome=ended, reason=reason, status=status)
+    # As long as the stored one: a CRM's error text quoted whole ran to megabytes per line, once per attempt.
+    message = outcome.message[:MAX_LOGGED_MESSAGE]
     if ended == "dead":
         metrics.delivery_finished(destination, "dead", claimed.attempt)
-        delivery_log.warning("delivery dead: %s", outcome.message, extra=fields)
+        delivery_log.warning("delivery dead: %s", message, extra=fields)
     else:
-        delivery_log.info("delivery failed, tried again later: %s", outcome.message, extra=fields)
+        delivery_log.info("delivery failed, tried again later: %s", message, extra=fields)

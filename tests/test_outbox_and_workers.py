@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from crm_sync.delivery.wake import SCHEDULE_TASK
+from crm_sync.delivery.wake import DRAIN_TASK, SCHEDULE_TASK
 from crm_sync.pipeline import process_event
 from ingest.db import migrate
 from ingest.outbox import INGEST_QUEUE, RELAY_TASK
@@ -113,13 +113,13 @@ def test_the_relay_returns_when_rabbitmq_stops_answering_its_queue_depth_read(tm
     assert relayed == [0]
 
 
-def test_maintenance_tasks_run_under_a_time_limit(sqlite_runtime):
-    """A relay, sweep or purge waiting on a silent database or broker is stopped rather than holding its pool
-    process (and every later pass queued behind it) for good."""
+def test_maintenance_and_drain_tasks_run_under_a_time_limit(sqlite_runtime):
+    """A relay, sweep or purge waiting on a silent database or broker, or a drain on a CRM answering a byte at a
+    time, is stopped rather than holding its pool process (and every later pass queued behind it) for good."""
     tasks = sqlite_runtime.celery.tasks
 
     limits = {name: (tasks[name].soft_time_limit, tasks[name].time_limit)
-              for name in (RELAY_TASK, SCHEDULE_TASK, PURGE_TASK)}
+              for name in (RELAY_TASK, SCHEDULE_TASK, PURGE_TASK, DRAIN_TASK)}
 
     assert all(soft and hard and soft < hard for soft, hard in limits.values()), limits
 

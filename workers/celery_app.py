@@ -10,7 +10,7 @@ from celery import Celery
 from celery.schedules import crontab
 from kombu import Queue
 
-from crm_sync.delivery.wake import DELIVER_QUEUE, SCHEDULE_TASK
+from crm_sync.delivery.wake import DELIVER_QUEUE, DRAIN_TASK, SCHEDULE_TASK
 from ingest.outbox import INGEST_QUEUE, MAINTENANCE_QUEUE, RELAY_TASK
 from ingest.retention import PURGE_TASK
 
@@ -20,12 +20,14 @@ if TYPE_CHECKING:
 # Longer than any countdown we use, so Redis never hands a task to a second worker while the first still has it;
 # lost messages are the relay's job, not the visibility timeout's.
 VISIBILITY_TIMEOUT_SECONDS = 3600
-# (soft, hard) seconds: a maintenance task that waits on a database or broker gone silent is stopped (soft: an
-# exception in the task; hard: its pool process replaced) instead of holding its pool process, and with it every
-# later relay pass, for good. The relay and the delivery sweep take well under a second when healthy; the daily
-# purge works in committed batches, so a stopped run loses one batch, and ends before Redis's visibility timeout
-# would hand it to a second worker.
-MAINTENANCE_TIME_LIMITS = {RELAY_TASK: (50, 60), SCHEDULE_TASK: (50, 60), PURGE_TASK: (3000, 3300)}
+# (soft, hard) seconds: a task that waits on a database or broker gone silent is stopped (soft: an exception in the
+# task; hard: its pool process replaced) instead of holding its pool process, and with it every later relay pass,
+# for good. The relay and the delivery sweep take well under a second when healthy; the daily purge works in
+# committed batches, so a stopped run loses one batch, and ends before Redis's visibility timeout would hand it to a
+# second worker. A drain ends its own run after about 30 s, but a CRM (or a proxy) that answers a byte at a time is
+# never timed out by httpx, whose timeouts bound each read: the soft limit ends such a call as a transient failure of
+# its deliveries (internal_error), recorded, and the lease released.
+TASK_TIME_LIMITS = {RELAY_TASK: (50, 60), SCHEDULE_TASK: (50, 60), PURGE_TASK: (3000, 3300), DRAIN_TASK: (240, 300)}
 
 
 def create_celery(runtime: "Runtime") -> Celery:
@@ -53,7 +55,7 @@ def create_celery(runtime: "Runtime") -> Celery:
         task_create_missing_queues=True,
         worker_hijack_root_logger=False,
         task_annotations={name: {"soft_time_limit": soft, "time_limit": hard}
-                          for name, (soft, hard) in MAINTENANCE_TIME_LIMITS.items()},
+                          for name, (soft, hard) in TASK_TIME_LIMITS.items()},
         worker_send_task_events=True,
         task_send_sent_event=True,
         beat_schedule={

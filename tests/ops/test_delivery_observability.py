@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client import REGISTRY
 
+from crm_sync.observe import MAX_LOGGED_MESSAGE
 from tests.contacts.provider_requests import jivo_chat
 from tests.delivery.conftest import fakes, hubspot_fake, hubspot_settings, make_harness, make_harness_on  # noqa: F401
 from tests.fakes.faults import Fault
@@ -61,3 +62,16 @@ def test_the_crms_rate_limit_answer_is_counted_as_a_wait(harness, hubspot_fake):
 
     assert value("crm_ingest_rate_limit_waits_total", destination=NAME, cause="crm") - before == 1
     assert value("crm_ingest_rate_limit_wait_seconds_total", destination=NAME, cause="crm") >= 120
+
+
+def test_a_crms_error_text_of_megabytes_is_logged_as_long_as_it_is_stored(harness, hubspot_fake, log_lines):
+    read = log_lines("json")
+    hubspot_fake.faults.script(Fault.respond(400, {"status": "error", "category": "VALIDATION_ERROR",
+                                                   "message": "Property values were not valid: " + "v" * 200_000},
+                                             UPSERT))
+    harness.receive(jivo_chat(303, name="Long", phone="+79161230103"))
+
+    harness.drain(NAME)
+
+    [line] = delivery_lines(read())
+    assert line["outcome"] == "dead" and len(line["message"]) <= len("delivery dead: ") + MAX_LOGGED_MESSAGE
