@@ -148,7 +148,7 @@ def delivery_attempt_ended(destination: str, claimed, outcome, status: str | Non
     metrics.delivery_attempted(destination, ended, reason)
     fields.update(outcome=ended, reason=reason, status=status)
     # As long as the stored one: a CRM's error text quoted whole ran to megabytes per line, once per attempt.
-    message = outcome.message[:MAX_LOGGED_MESSAGE]
+    message = (outcome.message or "")[:MAX_LOGGED_MESSAGE]
     if ended == "dead":
         metrics.delivery_finished(destination, "dead", claimed.attempt)
         delivery_log.warning("delivery dead: %s", message, extra=fields)
