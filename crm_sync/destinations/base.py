@@ -238,6 +238,32 @@ class Destination:
         return results
 
 
+# The longest record id we take from a CRM: the link table and the delivery row keep at most this many characters.
+MAX_RECORD_ID_CHARS = 255
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_ID_INT_LIMIT = 2 ** 63   # no CRM's database holds a larger integer id (a bigint): 10**40 is a glitch
+
+
+def crm_id(value: Any) -> str | None:
+    """A record id as a CRM answered it (a contact's, a note's, a lead's…), as text; None when it is no usable id.
+
+    A positive integer (not a bool, below 2**63) or a non-empty string (stripped) of at most MAX_RECORD_ID_CHARS
+    characters without control characters is an id. Anything else (None, 0, a negative number, True/False, "", a
+    float, an object, a list, an over-long string) is a CRM's or a proxy's glitch: taken as it is, "None" or "False"
+    would be linked to every person it was answered for, and the engine would merge them all into one contact."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        text = str(value) if 0 < value < _ID_INT_LIMIT else ""
+    elif isinstance(value, str):
+        text = value.strip()
+    else:
+        return None
+    if not text or len(text) > MAX_RECORD_ID_CHARS or _CONTROL_CHARACTERS.search(text):
+        return None
+    return text
+
+
 def describe_exception(exc: BaseException) -> str:
     """An unexpected exception as a delivery's error message: its type, text and the line that raised it."""
     frames = traceback.extract_tb(exc.__traceback__)

@@ -5,7 +5,10 @@ Idempotency: Bitrix24 has no idempotency key and no upsert, but every CRM entity
 (`originator_id`, <idempotency key>). `crm.contact.list` / `crm.lead.list` filtered on them are plain database reads,
 so a retry finds what an earlier attempt wrote even if its response was lost and the duplicate index still lags.
 A person someone else created is found by `crm.duplicate.findbycomm` (email, then phone).
-The webhook URL holds the secret code, so messages name the REST method only, never the URL.
+The webhook URL holds the secret code, so messages name the REST method only, never the URL, and the code is masked
+wherever an answer quoted in a message echoes it.
+A call's answer must hold `result` of the method's shape (a list for `crm.*.list`, a record for `crm.contact.get`, a
+positive id for `crm.*.add`); anything else is a `crm_answer` error, never "nothing found" nor an id like "None".
 """
 from __future__ import annotations
 
@@ -22,14 +25,17 @@ from crm_sync.destinations.base import (
     DestinationSettings,
     PermanentError,
     TransientError,
+    crm_id,
 )
 from crm_sync.destinations.content import display_name, first_and_last, interaction_title, note_html, same_email, \
     same_phone
-from crm_sync.destinations.http import VendorApi, VendorDestination, json_or_none, retry_after_seconds
+from crm_sync.destinations.http import VendorApi, VendorDestination, answer_error, answer_member, body_excerpt, \
+    json_or_none, retry_after_seconds
 
 _AUTH_ERRORS = {"INVALID_CREDENTIALS", "NO_AUTH_FOUND", "WRONG_AUTH_TYPE", "insufficient_scope", "ACCESS_DENIED",
                 "expired_token", "invalid_token", "user_access_error", "authorization_error"}
 _UNAVAILABLE = {"INTERNAL_SERVER_ERROR", "ERROR_UNEXPECTED_ANSWER", "PORTAL_DELETED_OR_MOVED_TEMPORARILY"}
+_WRITES = (".add", ".update")   # methods that write: a lost or unreadable answer may follow a write
 _UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
 
 
@@ -60,7 +66,9 @@ class Bitrix24Destination(VendorDestination):
 
     def __init__(self, settings: Bitrix24Settings, http: httpx.Client):
         super().__init__(settings, http)
-        self.api = VendorApi(http, "bitrix24", settings.webhook_url.get_secret_value(), classify=classify)
+        url = settings.webhook_url.get_secret_value()
+        code = [segment for segment in urlsplit(url).path.split("/") if segment][-1]
+        self.api = VendorApi(http, "bitrix24", url, classify=classify, secrets=[code])
 
     # --- the interface --------------------------------------------------------------------------------------------
 
@@ -71,10 +79,10 @@ class Bitrix24Destination(VendorDestination):
         for kind, values in (("EMAIL", contact.emails), ("PHONE", contact.phones)):
             if values:
                 found = self.call("crm.duplicate.findbycomm", {"type": kind, "values": list(values[:20]),
-                                                                "entity_type": "CONTACT"})
-                ids = found.get("CONTACT") if isinstance(found, dict) else None
+                                                                "entity_type": "CONTACT"}, expect=(dict, list))
+                ids = _duplicate_ids(found)
                 if ids:
-                    return str(min(int(i) for i in ids))   # the oldest of several duplicates
+                    return min(ids, key=int)   # the oldest of several duplicates
         return None
 
     def upsert_contact(self, request: DeliveryRequest) -> str:
@@ -94,8 +102,8 @@ class Bitrix24Destination(VendorDestination):
             earlier = self._list("crm.lead.list", origin)
             if earlier:
                 return earlier
-        return str(self.call("crm.lead.add", {"fields": {**self._lead_fields(request, contact_record_id), **origin},
-                                               "params": {"REGISTER_SONET_EVENT": "Y"}}))
+        return self._added("crm.lead.add", {"fields": {**self._lead_fields(request, contact_record_id), **origin},
+                                             "params": {"REGISTER_SONET_EVENT": "Y"}})
 
     def record_url(self, contact_record_id: str) -> str | None:
         portal = urlsplit(self.settings.webhook_url.get_secret_value())
@@ -103,27 +111,45 @@ class Bitrix24Destination(VendorDestination):
 
     # --- REST -----------------------------------------------------------------------------------------------------
 
-    def call(self, method: str, params: dict[str, Any], missing_ok: bool = False) -> Any:
-        """The method's `result`; None for a missing record when `missing_ok` (Bitrix24 says 400 "Not found")."""
+    def call(self, method: str, params: dict[str, Any], missing_ok: bool = False,
+             expect: type | tuple[type, ...] = object) -> Any:
+        """The method's `result`, of type `expect`; None for a missing record when `missing_ok` (Bitrix24 says 400
+        "Not found")."""
         response = self.api.request("POST", f"/{method}", json=params, accept=(400,) if missing_ok else ())
         body = json_or_none(response)
-        if response.status_code == 400 and "not found" in str((body or {}).get("error_description", "")).lower():
+        if response.status_code == 400 and isinstance(body, dict) and \
+                "not found" in str(body.get("error_description", "")).lower():
             return None
+        written = method.endswith(_WRITES)
         if response.status_code < 400 and not isinstance(body, dict):
             # Not Bitrix24's answer but a page in its place (the portal updating, a proxy's error page): the call's
             # fate is unknown and the portal is usually back soon. The page is not quoted: it may echo the URL,
             # which holds the webhook code.
             raise TransientError("crm_unavailable", f"bitrix24 {method}: answered HTTP {response.status_code} with "
                                  f"a body that is not a JSON object ({response.headers.get('content-type', '')})",
-                                 retry_after_seconds(response), response.status_code)
+                                 retry_after_seconds(response), response.status_code, outcome_unknown=written)
         if response.status_code >= 400 or "error" in body:
-            raise classify(response, f"bitrix24 {method}") or PermanentError(
-                "validation", f"bitrix24 {method}: {response.text[:300]}", status=response.status_code)
-        return body.get("result")
+            raise self.api.masked(classify(response, f"bitrix24 {method}") or PermanentError(
+                "validation", f"bitrix24 {method}: {body_excerpt(response)}", status=response.status_code))
+        return answer_member(body, "result", expect, f"bitrix24 {method}", written=written)
+
+    def _added(self, method: str, params: dict[str, Any]) -> str:
+        """The id of the record a `crm.*.add` made: without one the write is not confirmed (the retry's look-up by
+        ORIGIN_ID finds it if it landed)."""
+        record = crm_id(self.call(method, params))
+        if record is None:
+            raise answer_error(f"bitrix24 {method}", "answered without the new record's id", written=True)
+        return record
 
     def _list(self, method: str, origin: dict[str, str]) -> str | None:
-        rows = self.call(method, {"filter": origin, "select": ["ID"], "order": {"ID": "ASC"}})
-        return str(rows[0]["ID"]) if rows else None
+        rows = self.call(method, {"filter": origin, "select": ["ID"], "order": {"ID": "ASC"}}, expect=list)
+        if not rows:
+            return None
+        record = crm_id(rows[0].get("ID")) if isinstance(rows[0], dict) else None
+        if record is None:
+            raise answer_error(f"bitrix24 {method}", f"answered a row without its ID: {str(rows[0])[:100]}",
+                               written=False)
+        return record
 
     # --- contacts -------------------------------------------------------------------------------------------------
 
@@ -142,20 +168,19 @@ class Bitrix24Destination(VendorDestination):
             fields["ASSIGNED_BY_ID"] = self.settings.assigned_by_id
         if self.settings.lead_source_id:
             fields["SOURCE_ID"] = self.settings.lead_source_id
-        return str(self.call("crm.contact.add", {"fields": fields, "params": {"REGISTER_SONET_EVENT": "Y"}}))
+        return self._added("crm.contact.add", {"fields": fields, "params": {"REGISTER_SONET_EVENT": "Y"}})
 
     def _refresh(self, contact: ContactSnapshot, record_id: str) -> bool:
         """Add the person's new emails and phones to the record; False when it was deleted in Bitrix24."""
-        current = self.call("crm.contact.get", {"id": record_id}, missing_ok=True)
-        if not current:
+        current = self.call("crm.contact.get", {"id": record_id}, missing_ok=True, expect=dict)
+        if current is None:
             return False
-        self._add_missing_values(contact, current)
+        self._add_missing_values(contact, record_id, current)
         return True
 
-    def _add_missing_values(self, contact: ContactSnapshot, current: dict[str, Any]) -> None:
+    def _add_missing_values(self, contact: ContactSnapshot, record_id: str, current: dict[str, Any]) -> None:
         """New emails and phones are added (multi-field items without an ID are appended), nothing is replaced."""
-        emails = [item.get("VALUE", "") for item in current.get("EMAIL") or []]
-        phones = [item.get("VALUE", "") for item in current.get("PHONE") or []]
+        emails, phones = (_multi_values(current.get(name)) for name in ("EMAIL", "PHONE"))
         fields = {
             "EMAIL": [{"VALUE": e, "VALUE_TYPE": "WORK"} for e in contact.emails
                       if not any(same_email(e, known) for known in emails)],
@@ -164,7 +189,7 @@ class Bitrix24Destination(VendorDestination):
         }
         fields = {name: values for name, values in fields.items() if values}
         if fields:
-            self.call("crm.contact.update", {"id": current["ID"], "fields": fields})
+            self.call("crm.contact.update", {"id": record_id, "fields": fields})
 
     # --- leads ----------------------------------------------------------------------------------------------------
 
@@ -183,6 +208,25 @@ class Bitrix24Destination(VendorDestination):
         if self.settings.assigned_by_id:
             fields["ASSIGNED_BY_ID"] = self.settings.assigned_by_id
         return fields
+
+
+def _duplicate_ids(found: dict[str, Any] | list[Any]) -> list[str]:
+    """The contact ids `crm.duplicate.findbycomm` answered: `{"CONTACT": [ids]}`, or `[]` for none."""
+    if isinstance(found, list):   # a list of anything is no answer of this method
+        ids: list[str | None] = [None] * len(found)
+    else:
+        listed = found.get("CONTACT", [])
+        ids = [crm_id(i) for i in listed] if isinstance(listed, list) else [None]
+    if not all(i and i.isdigit() for i in ids):
+        raise answer_error("bitrix24 crm.duplicate.findbycomm", f"answered other than contact ids: {str(found)[:100]}",
+                           written=False)
+    return ids   # type: ignore[return-value]
+
+
+def _multi_values(items: Any) -> list[str]:
+    """The values of a multi-field (EMAIL, PHONE) as a record holds them."""
+    items = items if isinstance(items, list) else []
+    return [str(item.get("VALUE")) for item in items if isinstance(item, dict) and item.get("VALUE")]
 
 
 def classify(response: httpx.Response, what: str) -> DeliveryError | None:

@@ -27,7 +27,7 @@ def marker(key: str) -> str:
 
 def has_marker(text: str | None, key: str) -> bool:
     """Whether a CRM text holds our marker, whatever HTML escaping or wrapping the CRM added."""
-    if not text:
+    if not text or not isinstance(text, str):
         return False
     plain = html.unescape(re.sub(r"<[^>]+>", " ", text))
     return re.search(re.escape(marker(key)) + r"(?![\w:.-])", plain) is not None

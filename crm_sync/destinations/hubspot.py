@@ -32,11 +32,13 @@ from crm_sync.destinations.base import (
     DestinationSettings,
     PermanentError,
     TransientError,
+    crm_id,
 )
 from crm_sync.destinations.batch_writes import write_isolating_invalid
 from crm_sync.destinations.content import has_marker, note_html
 from crm_sync.destinations.hubspot_contacts import ContactWriter
-from crm_sync.destinations.http import VendorApi, VendorDestination, json_or_none, retry_after_seconds, share_calls
+from crm_sync.destinations.http import VendorApi, VendorDestination, answer_error, answer_member, json_or_none, \
+    retry_after_seconds, share_calls
 
 NOTE_TO_CONTACT = 202  # HUBSPOT_DEFINED association type: note → contact
 _POLICY_BACKOFF = {"TEN_SECONDLY_ROLLING": 10.0, "SECONDLY": 1.0, "DAILY": 3600.0}
@@ -62,7 +64,8 @@ class HubSpotDestination(VendorDestination):
     def __init__(self, settings: HubSpotSettings, http: httpx.Client):
         super().__init__(settings, http)
         headers = {"authorization": f"Bearer {settings.token.get_secret_value()}"}
-        self.api = VendorApi(http, "hubspot", settings.base_url, headers, classify=classify)
+        self.api = VendorApi(http, "hubspot", settings.base_url, headers, classify=classify,
+                             secrets=[settings.token.get_secret_value()])
         self.contacts = ContactWriter(self.api, settings.contact_id_property)
 
     def find(self, contact: ContactSnapshot) -> str | None:
@@ -137,13 +140,28 @@ class HubSpotDestination(VendorDestination):
                 {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": NOTE_TO_CONTACT}]}],
             "objectWriteTraceId": key,
         } for key, request, contact in items]
+        what = "hubspot POST /crm/v3/objects/notes/batch/create"
         body = self.api.json("POST", "/crm/v3/objects/notes/batch/create", json={"inputs": inputs})
         created: dict[str, str | DeliveryError] = {}
-        for result in body.get("results", []):
-            key = result.get("objectWriteTraceId") or next(
-                (k for k, _, _ in items if has_marker(result.get("properties", {}).get("hs_note_body"), k)), None)
-            if key:
-                created[key] = str(result["id"])
+        claimed: dict[str, list[str]] = {}   # note id → the keys the answer gave it to
+        ours = [key for key, _, _ in items]
+        for result in answer_member(body, "results", list, what, written=True):
+            result = result if isinstance(result, dict) else {}
+            properties = result.get("properties")
+            text = properties.get("hs_note_body") if isinstance(properties, dict) else None
+            trace = result.get("objectWriteTraceId")
+            key = trace if isinstance(trace, str) and trace in ours else next(
+                (k for k in ours if has_marker(text, k)), None)
+            if key is None or (text is not None and not has_marker(text, key)):
+                continue   # not one of ours, or a trace id that names another note than the body's marker
+            note = crm_id(result.get("id"))
+            created[key] = note or answer_error(what, f"answered without an id for note {key}", written=True)
+            if note:
+                claimed.setdefault(note, []).append(key)
+        for note, keys in claimed.items():
+            if len(keys) > 1:   # one note id given to several notes: none of them is confirmed
+                created.update({key: answer_error(what, f"answered note id {note} for {len(keys)} notes",
+                                                  written=True) for key in keys})
         for key, _, _ in items:
             # A 207 partial failure: the next attempt looks for the note before writing it.
             created.setdefault(key, TransientError("crm_unavailable", f"hubspot: note {key} was not confirmed"))
@@ -151,25 +169,40 @@ class HubSpotDestination(VendorDestination):
 
     def _find_note(self, contact: str, key: str) -> str | None:
         note_ids = self._associated_note_ids(contact)
+        what = "hubspot POST /crm/v3/objects/notes/batch/read"
         for start in range(0, len(note_ids), 100):
             chunk = note_ids[start:start + 100]
-            body = self.api.json("POST", "/crm/v3/objects/notes/batch/read", json={
+            body = self.api.json("POST", "/crm/v3/objects/notes/batch/read", written=False, json={
                 "inputs": [{"id": note_id} for note_id in chunk], "properties": ["hs_note_body"]})
-            for note in body.get("results", []):
-                if has_marker(note.get("properties", {}).get("hs_note_body"), key):
-                    return str(note["id"])
+            for note in answer_member(body, "results", list, what, written=False):
+                properties = note.get("properties") if isinstance(note, dict) else None
+                if isinstance(properties, dict) and has_marker(properties.get("hs_note_body"), key):
+                    found = crm_id(note.get("id"))
+                    if found is None:
+                        raise answer_error(what, f"answered note {key} without its id", written=False)
+                    return found
         return None
 
     def _associated_note_ids(self, contact: str) -> list[str]:
         ids: list[str] = []
         after: str | None = None
+        path = f"/crm/v4/objects/contacts/{contact}/associations/notes"
+        what = f"hubspot GET {path}"
         while True:
             params = {"limit": 500, **({"after": after} if after else {})}
-            body = self.api.json("GET", f"/crm/v4/objects/contacts/{contact}/associations/notes", params=params)
-            ids += [str(item["toObjectId"]) for item in (body or {}).get("results", [])]
-            after = ((body or {}).get("paging") or {}).get("next", {}).get("after")
+            body = self.api.json("GET", path, params=params)
+            for item in answer_member(body, "results", list, what, written=False):
+                note = crm_id(item.get("toObjectId")) if isinstance(item, dict) else None
+                if note is None:
+                    raise answer_error(what, f"answered an association without a note id: {str(item)[:100]}",
+                                       written=False)
+                ids.append(note)
+            paging = body.get("paging")
+            after = paging.get("next", {}).get("after") if isinstance(paging, dict) and isinstance(
+                paging.get("next"), dict) else None
             if not after:
-                return sorted(ids, key=int, reverse=True)  # newest first: a retry's note is a recent one
+                # newest first: a retry's note is a recent one
+                return sorted(ids, key=lambda i: (i.isdigit(), len(i), i), reverse=True)
 
 
 def classify(response: httpx.Response, what: str) -> DeliveryError | None:

@@ -27,16 +27,17 @@ from crm_sync.destinations.base import (
     DeliveryRequest,
     DeliveryResult,
     DestinationSettings,
-    TransientError,
 )
 from crm_sync.destinations.content import display_name, first_and_last, has_marker, interaction_title, note_text, \
     same_email, same_phone
 from crm_sync.destinations.http import VendorApi, VendorDestination, share_calls
+from crm_sync.destinations.kommo_answers import complex_created, created_contacts, kommo_id, note_ids
 from crm_sync.destinations.kommo_contact_field import ContactIdField, our_entry
 from crm_sync.destinations.kommo_errors import classify
 from crm_sync.destinations.kommo_lookup import KommoLookup, field_entries, multitext
 
 Outcome = DeliveryResult | DeliveryError
+COMPLEX = "/api/v4/leads/complex"
 EARLIER_SEARCHES = 5   # earlier revisions searched for (all of them are matched in the listing of recent leads)
 
 
@@ -59,7 +60,8 @@ class KommoDestination(VendorDestination):
     def __init__(self, settings: KommoSettings, http: httpx.Client):
         super().__init__(settings, http)
         headers = {"authorization": f"Bearer {settings.token.get_secret_value()}"}
-        self.api = VendorApi(http, "kommo", settings.base_url, headers, classify=classify)
+        self.api = VendorApi(http, "kommo", settings.base_url, headers, classify=classify,
+                             secrets=[settings.token.get_secret_value()])
         self.lookup = KommoLookup(self.api, settings.key_field_id, settings.recent_window_seconds)
         self.contact_field = ContactIdField(self.api)
 
@@ -69,7 +71,7 @@ class KommoDestination(VendorDestination):
         found = self.lookup.find_contacts([contact]).get(contact.contact_id)
         if isinstance(found, DeliveryError):
             raise found
-        return str(found["id"]) if found else None
+        return kommo_id(found["id"]) if found else None
 
     def upsert_contact(self, request: DeliveryRequest) -> str:
         known, failed = self._resolve_contacts([request.contact], {request.contact.contact_id}
@@ -175,7 +177,7 @@ class KommoDestination(VendorDestination):
 
     def _finish_earlier(self, request: DeliveryRequest, lead: dict[str, Any]) -> Outcome:
         """An earlier attempt created the lead: add its note unless that attempt did so too."""
-        lead_id, key = str(lead["id"]), request.idempotency_key
+        lead_id, key = kommo_id(lead["id"]), request.idempotency_key
         contact_id = self.lookup.main_contact_id(lead) or request.contact.record_id
         try:
             noted = self.lookup.lead_has_note(lead_id, lambda text: has_marker(text, key))
@@ -194,17 +196,9 @@ class KommoDestination(VendorDestination):
 
     def _complex(self, requests: list[DeliveryRequest], known: dict[int, str]) -> dict[str, tuple[str, str]]:
         body = [self._lead(r, known.get(r.contact.contact_id)) for r in requests]
-        answer = self.contact_field.write(lambda: self.api.json("POST", "/api/v4/leads/complex", json=body),
-                                          carries=any(r.contact.contact_id not in known for r in requests)) or []
-        created = {}
-        for item in answer:
-            request_id = item.get("request_id")
-            key = request_id[0] if isinstance(request_id, list) else request_id
-            created[str(key)] = (str(item["id"]), str(item["contact_id"]))
-        missing = [r.idempotency_key for r in requests if r.idempotency_key not in created]
-        if missing:
-            raise TransientError("crm_unavailable", f"kommo: leads/complex answered without {missing}")
-        return created
+        answer = self.contact_field.write(lambda: self.api.json("POST", COMPLEX, expect=list, json=body),
+                                          carries=any(r.contact.contact_id not in known for r in requests))
+        return complex_created(answer, requests, known, f"kommo POST {COMPLEX}")
 
     def _lead(self, request: DeliveryRequest, contact_record_id: str | None) -> dict[str, Any]:
         contact = request.contact
@@ -236,9 +230,8 @@ class KommoDestination(VendorDestination):
         if not contacts:
             return []
         body = [{**self._new_contact(c), "request_id": str(c.contact_id)} for c in contacts]
-        answer = self.contact_field.write(lambda: self.api.json("POST", "/api/v4/contacts", json=body)) or {}
-        ids = {str(c.get("request_id")): str(c["id"]) for c in (answer.get("_embedded") or {}).get("contacts", [])}
-        return [ids[str(c.contact_id)] for c in contacts]
+        answer = self.contact_field.write(lambda: self.api.json("POST", "/api/v4/contacts", json=body))
+        return created_contacts(answer, contacts, "kommo POST /api/v4/contacts")
 
     def _add_notes(self, items: list[tuple[DeliveryRequest, str]]) -> dict[str, str | DeliveryError]:
         if not items:
@@ -246,13 +239,12 @@ class KommoDestination(VendorDestination):
         body = [{"entity_id": int(lead_id), "note_type": "common", "request_id": request.idempotency_key,
                  "params": {"text": note_text(request.interaction, request.contact, request.idempotency_key,
                                               max_chars=20_000)}} for request, lead_id in items]
+        keys = [request.idempotency_key for request, _ in items]
         try:
-            answer = self.api.json("POST", "/api/v4/leads/notes", json=body) or {}
+            answer = self.api.json("POST", "/api/v4/leads/notes", json=body)
         except DeliveryError as exc:
-            return {request.idempotency_key: exc for request, _ in items}
-        notes = {str(n.get("request_id")): str(n["id"]) for n in (answer.get("_embedded") or {}).get("notes", [])}
-        unconfirmed = TransientError("crm_unavailable", "kommo: a note was not confirmed; the retry looks for it")
-        return {request.idempotency_key: notes.get(request.idempotency_key, unconfirmed) for request, _ in items}
+            return {key: exc for key in keys}
+        return note_ids(answer, keys, "kommo POST /api/v4/leads/notes")
 
     # --- contacts -------------------------------------------------------------------------------------------------
 
@@ -271,7 +263,7 @@ class KommoDestination(VendorDestination):
         failed = {person: e for person, e in entities.items() if isinstance(e, DeliveryError)}
         found = [(c, entities[c.contact_id]) for c in people if c.contact_id in entities and c.contact_id not in failed]
         self._add_missing_values(found)
-        return {contact.contact_id: str(entity["id"]) for contact, entity in found}, failed
+        return {contact.contact_id: kommo_id(entity["id"]) for contact, entity in found}, failed
 
     def _add_missing_values(self, pairs: list[tuple[ContactSnapshot, dict[str, Any]]]) -> None:
         """New emails and phones are added to what Kommo has (PATCH replaces a field's list, so both are sent)."""

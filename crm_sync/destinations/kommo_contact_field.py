@@ -18,6 +18,7 @@ from typing import Any, Callable, TypeVar
 
 from crm_sync.destinations.base import ContactSnapshot, DeliveryError, PermanentError
 from crm_sync.destinations.http import VendorApi
+from crm_sync.destinations.kommo_answers import embedded
 
 CODE = "CRM_INGEST_CONTACT_ID"
 NAME = "crm-ingest contact id"     # the label shown in Kommo; an admin may rename it, the code stays
@@ -68,8 +69,8 @@ class ContactIdField:
 
     def _exists(self) -> bool:
         for page in range(1, _PAGES + 1):
-            body = self.api.json("GET", FIELDS_PATH, params={"limit": _PAGE, "page": page})
-            fields = ((body or {}).get("_embedded") or {}).get("custom_fields") or []
+            body = self.api.json("GET", FIELDS_PATH, params={"limit": _PAGE, "page": page}, nothing=(204,))
+            fields = embedded(body, "custom_fields", f"kommo GET {FIELDS_PATH}")
             if any(field.get("code") == CODE for field in fields):
                 return True
             if len(fields) < _PAGE:

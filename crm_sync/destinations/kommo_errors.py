@@ -12,7 +12,7 @@ from __future__ import annotations
 import httpx
 
 from crm_sync.destinations.base import DeliveryError, TransientError
-from crm_sync.destinations.http import json_or_none, retry_after_seconds
+from crm_sync.destinations.http import body_excerpt, json_or_none, retry_after_seconds
 
 AUTH_ERROR_CODES = frozenset({"101", "110", "111", "112", "113"})
 RATE_LIMIT_PAUSE = 1.0      # a 429 without Retry-After: the limit is per second
@@ -23,11 +23,11 @@ def classify(response: httpx.Response, what: str) -> DeliveryError | None:
     """Kommo's meaning of a failed call; None leaves it to the generic status rules (401 and coded 403s: auth)."""
     status = response.status_code
     if status == 429:
-        return TransientError("rate_limit", f"{what}: HTTP 429: {response.text[:300]}",
+        return TransientError("rate_limit", f"{what}: HTTP 429: {body_excerpt(response)}",
                               retry_after_seconds(response) or RATE_LIMIT_PAUSE, 429)
     if status == 403 and error_code(response) not in AUTH_ERROR_CODES:
         return TransientError("rate_limit", f"{what}: HTTP 403 without an authorization error code, taken for "
-                              f"Kommo's block of this IP after too many requests: {response.text[:300]}",
+                              f"Kommo's block of this IP after too many requests: {body_excerpt(response)}",
                               retry_after_seconds(response) or IP_BLOCK_PAUSE, 403)
     return None
 

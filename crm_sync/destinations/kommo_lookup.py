@@ -13,6 +13,7 @@ from typing import Any, Iterator
 from crm_sync.destinations.base import ContactSnapshot, DeliveryError
 from crm_sync.destinations.content import matches_person, phone_digits
 from crm_sync.destinations.http import VendorApi
+from crm_sync.destinations.kommo_answers import embedded, kommo_id
 from crm_sync.destinations.kommo_contact_field import CODE, our_value
 
 _PAGE, _PAGES = 250, 5
@@ -23,10 +24,16 @@ def field_entries(entity: dict[str, Any], *, code: str | None = None, field_id: 
     """The values of one custom field as Kommo returned them, with their type (`enum_id`, `enum_code`) where they
     have one (`custom_fields_values` is null on an entity without any)."""
     entries: list[dict[str, Any]] = []
-    for field in entity.get("custom_fields_values") or []:
+    for field in _dicts(entity.get("custom_fields_values")):
         if (code and field.get("field_code") == code) or (field_id and field.get("field_id") == field_id):
-            entries += [v for v in field.get("values") or [] if v.get("value") not in (None, "")]
+            entries += [v for v in _dicts(field.get("values")) if isinstance(v.get("value"), (str, int, float))
+                        and v.get("value") != ""]
     return entries
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    """The objects of a list in a Kommo answer (null, or anything else that is not a list: none)."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
 def field_values(entity: dict[str, Any], *, code: str | None = None, field_id: int | None = None) -> list[str]:
@@ -50,7 +57,7 @@ class KommoLookup:
         if not ids:
             return {}
         params = [("filter[id][]", i) for i in ids] + [("limit", str(_PAGE))]
-        return {str(c["id"]): c for c in self._embedded("/api/v4/contacts", params, "contacts")}
+        return {kommo_id(c["id"]): c for c in self._embedded("/api/v4/contacts", params, "contacts")}
 
     def find_contacts(self, contacts: list[ContactSnapshot], retried: set[int] = frozenset()
                       ) -> dict[int, dict[str, Any] | DeliveryError]:
@@ -130,15 +137,17 @@ class KommoLookup:
     def lead_has_note(self, lead_id: str, marker_test: Any) -> str | None:
         params = [("filter[note_type][]", "common"), ("limit", str(_PAGE)), ("order[id]", "desc")]
         for note in self._embedded(f"/api/v4/leads/{lead_id}/notes", params, "notes"):
-            if marker_test((note.get("params") or {}).get("text")):
-                return str(note["id"])
+            if isinstance(note.get("params"), dict) and marker_test(note["params"].get("text")):
+                return kommo_id(note["id"])
         return None
 
     @staticmethod
     def main_contact_id(lead: dict[str, Any]) -> str | None:
-        contacts = (lead.get("_embedded") or {}).get("contacts") or []
+        """The lead's main contact (or its first); None when the lead shows none with a usable id."""
+        linked = lead.get("_embedded")
+        contacts = _dicts(linked.get("contacts")) if isinstance(linked, dict) else []
         main = next((c for c in contacts if c.get("is_main")), contacts[0] if contacts else None)
-        return str(main["id"]) if main else None
+        return kommo_id(main.get("id")) if main else None
 
     def _first_match(self, contact: ContactSnapshot, entities: Any) -> dict[str, Any] | None:
         for entity in entities:
@@ -158,5 +167,5 @@ class KommoLookup:
                 return
 
     def _embedded(self, path: str, params: list[tuple[str, str]], name: str) -> list[dict[str, Any]]:
-        body = self.api.json("GET", path, params=params)   # 204 No Content: nothing matched
-        return ((body or {}).get("_embedded") or {}).get(name) or []
+        body = self.api.json("GET", path, params=params, nothing=(204,))   # 204 No Content: nothing matched
+        return embedded(body, name, f"kommo GET {path}")

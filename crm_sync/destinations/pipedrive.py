@@ -16,11 +16,11 @@ from typing import Any
 import httpx
 from pydantic import Field, SecretStr, field_validator
 
-from crm_sync.destinations.base import ContactSnapshot, DeliveryRequest, DestinationSettings, RateLimit
+from crm_sync.destinations.base import ContactSnapshot, DeliveryRequest, DestinationSettings, RateLimit, crm_id
 from crm_sync.destinations.content import has_marker, interaction_title, note_html
 from crm_sync.destinations.http import VendorApi, VendorDestination
-from crm_sync.destinations.pipedrive_api import SearchLimitedClient, classify, flat_pagination, nested_pagination, \
-    v1_pages
+from crm_sync.destinations.pipedrive_api import SearchLimitedClient, classify, created_id, data, flat_pagination, \
+    nested_pagination, v1_pages
 from crm_sync.destinations.pipedrive_contact_field import ContactIdField
 from crm_sync.destinations.pipedrive_persons import PersonDirectory
 
@@ -52,7 +52,8 @@ class PipedriveDestination(VendorDestination):
         super().__init__(settings, http)
         headers = {"x-api-token": settings.api_token.get_secret_value()}
         client = SearchLimitedClient(http, RateLimit.parse(settings.search_rate))
-        self.api = VendorApi(client, "pipedrive", settings.base_url, headers, classify=classify)
+        self.api = VendorApi(client, "pipedrive", settings.base_url, headers, classify=classify,
+                             secrets=[settings.api_token.get_secret_value()])
         contact_field = ContactIdField(self.api, settings.base_url, settings.contact_id_field)
         self.persons = PersonDirectory(self.api, contact_field, settings.recent_window_seconds, settings.owner_id)
 
@@ -60,7 +61,7 @@ class PipedriveDestination(VendorDestination):
 
     def find(self, contact: ContactSnapshot) -> str | None:
         person = self.persons.find(contact, after_an_attempt=True)
-        return str(person["id"]) if person else None
+        return crm_id(person["id"]) if person else None
 
     def upsert_contact(self, request: DeliveryRequest) -> str:
         contact = request.contact
@@ -69,7 +70,7 @@ class PipedriveDestination(VendorDestination):
         if person is None:
             return self.persons.create(contact)
         self.persons.complete(contact, person)
-        return str(person["id"])
+        return crm_id(person["id"])
 
     # --- leads and notes ------------------------------------------------------------------------------------------
 
@@ -88,12 +89,13 @@ class PipedriveDestination(VendorDestination):
         if request.attempt > 1:
             for lead in v1_pages(self.api, "/api/v1/leads", {"person_id": person_id}, flat_pagination):
                 if lead.get("origin_id") == key:
-                    return str(lead["id"])
+                    return crm_id(lead["id"])
         payload: dict[str, Any] = {"title": interaction_title(request.interaction, request.contact),
                                    "person_id": int(person_id), "origin_id": key}
         if self.settings.owner_id:
             payload["owner_id"] = self.settings.owner_id
-        return str(self.api.json("POST", "/api/v1/leads", json=payload)["data"]["id"])
+        return created_id(data(self.api, "POST", "/api/v1/leads", json=payload), "pipedrive POST /api/v1/leads",
+                          "lead")
 
     def _note(self, request: DeliveryRequest, person_id: str, lead_id: str | None) -> str:
         key = request.idempotency_key
@@ -101,9 +103,10 @@ class PipedriveDestination(VendorDestination):
             for note in v1_pages(self.api, "/api/v1/notes", {"person_id": person_id, "sort": "add_time DESC"},
                                  nested_pagination):
                 if has_marker(note.get("content"), key):
-                    return str(note["id"])
+                    return crm_id(note["id"])
         payload: dict[str, Any] = {"content": note_html(request.interaction, request.contact, key),
                                    "person_id": int(person_id)}
         if lead_id:
             payload["lead_id"] = lead_id
-        return str(self.api.json("POST", "/api/v1/notes", json=payload)["data"]["id"])
+        return created_id(data(self.api, "POST", "/api/v1/notes", json=payload), "pipedrive POST /api/v1/notes",
+                          "note")

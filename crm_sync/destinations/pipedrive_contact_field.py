@@ -24,6 +24,10 @@ _KEYS: dict[tuple[str, str], str] = {}   # (account URL, field name) → the fie
 _RESOLVING = threading.Lock()
 
 
+def _number(value: Any) -> int:
+    return int(value) if isinstance(value, int) or (isinstance(value, str) and value.isdigit()) else 0
+
+
 def our_value(contact: ContactSnapshot) -> str:
     return str(contact.contact_id)
 
@@ -50,14 +54,16 @@ class ContactIdField:
 
     def value(self, person: dict[str, Any]) -> str | None:
         """The contact id a person record carries (`custom_fields` of API v2; null where it holds nothing)."""
-        value = (person.get("custom_fields") or {}).get(self.key())
-        return str(value) if value not in (None, "") else None
+        fields = person.get("custom_fields")
+        value = fields.get(self.key()) if isinstance(fields, dict) else None
+        return str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) and value != "" else None
 
     def _existing_key(self) -> str | None:
         """The oldest field of our name: two processes that each created one settle on the same field."""
         ours = [field for field in v1_pages(self.api, FIELDS_PATH, {}, flat_pagination)
-                if field.get("name") == self.name and field.get("key") and field.get("active_flag", True)]
-        return min(ours, key=lambda field: int(field.get("id") or 0))["key"] if ours else None
+                if field.get("name") == self.name and isinstance(field.get("key"), str) and field["key"]
+                and field.get("active_flag", True)]
+        return min(ours, key=lambda field: _number(field.get("id")))["key"] if ours else None
 
     def _created_key(self) -> str:
         # Kept out of the "add person" form: salespeople have nothing to type there.

@@ -18,10 +18,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
-from crm_sync.destinations.base import ContactSnapshot, PermanentError, TransientError
+from crm_sync.destinations.base import ContactSnapshot, PermanentError, TransientError, crm_id
 from crm_sync.destinations.content import display_name, matches_person, phone_digits, same_email, same_phone
-from crm_sync.destinations.http import VendorApi, json_or_none
-from crm_sync.destinations.pipedrive_api import PAGE_SIZE, PAGES, entries, values
+from crm_sync.destinations.http import VendorApi, answer_member
+from crm_sync.destinations.pipedrive_api import PAGE_SIZE, PAGES, additional_data, created_id, data, entries, \
+    envelope_data, listed, values
 from crm_sync.destinations.pipedrive_contact_field import ContactIdField, our_value
 
 PERSONS = "/api/v2/persons"
@@ -41,10 +42,13 @@ class PersonDirectory:
 
     def read(self, person_id: str) -> dict[str, Any] | None:
         """A person by id; None when Pipedrive has none or it was deleted."""
-        response = self.api.request("GET", f"{PERSONS}/{person_id}", params=self._custom_fields_param(),
-                                    accept=(404, 410))
-        data = (json_or_none(response) or {}).get("data") if response.status_code == 200 else None
-        return data if data and not data.get("is_deleted") else None
+        path = f"{PERSONS}/{person_id}"
+        response = self.api.request("GET", path, params=self._custom_fields_param(), accept=(404, 410))
+        if response.status_code in (404, 410):
+            return None
+        what = f"pipedrive GET {path}"
+        (person,) = listed([envelope_data(self.api.answer(response, what), what, dict, written=False)], what)
+        return None if person.get("is_deleted") else person
 
     def find(self, contact: ContactSnapshot, after_an_attempt: bool) -> dict[str, Any] | None:
         """The person for this contact; `after_an_attempt`: an earlier attempt of this delivery may have created it."""
@@ -58,11 +62,13 @@ class PersonDirectory:
 
     def _searched_by_our_id(self, contact: ContactSnapshot) -> dict[str, Any] | None:
         # Any custom field holding the same text is a hit too: the records say which hit carries it in ours.
-        hits = [str(item["id"]) for item in self._search(our_value(contact), "custom_fields", exact=True)]
+        hits = [crm_id(item["id"]) for item in self._search(our_value(contact), "custom_fields", exact=True)]
         if not hits:
             return None
-        body = self.api.json("GET", PERSONS, params={"ids": ",".join(hits), **self._custom_fields_param()}) or {}
-        return next((person for person in body.get("data") or [] if self._carries_our_id(person, contact)), None)
+        persons = data(self.api, "GET", PERSONS, (list, type(None)),
+                       params={"ids": ",".join(hits), **self._custom_fields_param()})
+        return next((person for person in listed(persons or [], f"pipedrive GET {PERSONS}")
+                     if self._carries_our_id(person, contact)), None)
 
     def _searched_by_email_or_phone(self, contact: ContactSnapshot) -> dict[str, Any] | None:
         searches = [("email", email, True) for email in contact.emails[:2]]
@@ -74,28 +80,31 @@ class PersonDirectory:
             for item in self._search(term, field, exact):
                 if matches_person(contact, values(item.get("emails")), values(item.get("phones"))):
                     # A search hit lists values as bare strings: read the person to update it without loss.
-                    person = self.read(str(item["id"]))
+                    person = self.read(crm_id(item["id"]))
                     if person is not None:
                         return person
         return None
 
     def _search(self, term: str, field: str, exact: bool) -> list[dict[str, Any]]:
-        body = self.api.json("GET", f"{PERSONS}/search", params={
+        what = f"pipedrive GET {PERSONS}/search"
+        found = data(self.api, "GET", f"{PERSONS}/search", params={
             "term": term, "fields": field, "exact_match": str(exact).lower(), "limit": _SEARCH_HITS})
-        return [hit.get("item") or {} for hit in ((body or {}).get("data") or {}).get("items") or []]
+        hits = answer_member(found, "items", list, what, written=False)
+        return listed([hit.get("item") if isinstance(hit, dict) else hit for hit in hits], what)
 
     def _recently_changed(self, contact: ContactSnapshot) -> dict[str, Any] | None:
         since = datetime.now(timezone.utc) - timedelta(seconds=self.recent_window_seconds)
         params: dict[str, Any] = {"updated_since": since.strftime("%Y-%m-%dT%H:%M:%SZ"), "sort_by": "update_time",
                                   "sort_direction": "desc", "limit": PAGE_SIZE, **self._custom_fields_param()}
+        what = f"pipedrive GET {PERSONS}"
         for _ in range(PAGES):
-            body = self.api.json("GET", PERSONS, params=params) or {}
-            for person in body.get("data") or []:
+            body = self.api.json("GET", PERSONS, params=params)
+            for person in listed(envelope_data(body, what, (list, type(None)), written=False) or [], what):
                 if self._carries_our_id(person, contact) or \
                         matches_person(contact, values(person.get("emails")), values(person.get("phones"))):
                     return person
-            cursor = (body.get("additional_data") or {}).get("next_cursor")
-            if not cursor:
+            cursor = additional_data(body).get("next_cursor")
+            if not cursor or not isinstance(cursor, (str, int)):
                 return None
             params["cursor"] = cursor
         return None
@@ -117,13 +126,14 @@ class PersonDirectory:
         }
         if self.owner_id:
             payload["owner_id"] = self.owner_id
+        what = f"pipedrive POST {PERSONS}"
         try:
             body = self._write_with_our_id("POST", PERSONS, lambda key: {
                 **payload, "custom_fields": {key: our_value(contact)}})
+            return created_id(envelope_data(body, what, dict, written=True), what, "person")
         except TransientError:
             self._maybe_created.add(contact.contact_id)
             raise
-        return str(body["data"]["id"])
 
     def complete(self, contact: ContactSnapshot, person: dict[str, Any]) -> None:
         """Add our new emails and phones to a person, and our contact id when the record holds none (a person someone

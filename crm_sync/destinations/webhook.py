@@ -3,7 +3,9 @@
 Headers (https://www.standardwebhooks.com/): `webhook-id` is the delivery's idempotency key, the same on every attempt
 and replay, so the receiver deduplicates by it; `webhook-timestamp` is this attempt's time in Unix seconds;
 `webhook-signature` is `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">` keyed by the base64-decoded part of the
-`whsec_…` secret. The receiver may answer `{"record_id": …, "record_url": …}` to link its record to our contact.
+`whsec_…` secret. The receiver may answer `{"record_id": …, "record_url": …}` to link its record to our contact; an id
+that is no record id (see base.crm_id: null, 0, false, an object, an over-long string) or a URL that is no web page
+is ignored, as an answer without them is.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from crm_sync.destinations.base import (
     DestinationSettings,
     InteractionSnapshot,
     PermanentError,
+    crm_id,
 )
 from crm_sync.destinations.http import VendorApi, VendorDestination, json_or_none
 
@@ -111,10 +114,9 @@ class WebhookDestination(VendorDestination):
         response = self.api.request("POST", "", content=body, headers=headers)   # the URL exactly as configured
         reply = json_or_none(response) if response.content else None
         reply = reply if isinstance(reply, dict) else {}
-        record_id = reply.get("record_id")
         return DeliveryResult(
-            contact_record_id=str(record_id) if record_id is not None else request.contact.record_id,
-            interaction_record_id=_text(reply.get("interaction_record_id")),
+            contact_record_id=crm_id(reply.get("record_id")) or request.contact.record_id,
+            interaction_record_id=crm_id(reply.get("interaction_record_id")),
             record_url=_web_page(reply.get("record_url")),
             api_calls=1,
         )
@@ -149,12 +151,8 @@ def _iso(value: Any) -> str:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
-def _text(value: Any) -> str | None:
-    return str(value) if value not in (None, "") else None
-
-
 def _web_page(value: Any) -> str | None:
     """The receiver's record page, if it is one: it becomes the "open in CRM" link of Jivo's agent window, where a
     `javascript:` or `data:` URL would run in the agent's browser."""
-    url = _text(value)
+    url = str(value) if value not in (None, "") else None
     return url if url is not None and urlsplit(url.strip()).scheme.lower() in ("http", "https") else None

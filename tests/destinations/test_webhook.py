@@ -6,7 +6,7 @@ import time
 import pytest
 
 from crm_sync.destinations.base import PermanentError, TransientError
-from tests.destinations.builders import deliver_until_done, delivery
+from tests.destinations.builders import contact, deliver_until_done, delivery
 from tests.destinations.conftest import WEBHOOK_SECRET
 from tests.destinations.standard_webhooks import expected_signature
 from tests.fakes.base import Fault
@@ -81,6 +81,24 @@ def test_a_record_url_that_is_not_a_web_page_is_not_linked(webhook, receiver, ur
     result = webhook.deliver(delivery())
 
     assert (result.contact_record_id, result.record_url) == ("R-78", None)
+
+
+@pytest.mark.parametrize("record_id", [0, False, {"ok": True}, [1, 2], "", "r" * 600, "R\n1"],
+                         ids=["zero", "false", "object", "list", "empty", "too-long", "control-character"])
+def test_a_record_id_that_is_no_record_id_is_not_linked(webhook, receiver, record_id):
+    receiver.reply = {"record_id": record_id, "interaction_record_id": record_id}
+
+    result = webhook.deliver(delivery())
+
+    assert (result.contact_record_id, result.interaction_record_id) == (None, None)
+
+
+def test_a_record_id_that_is_no_record_id_leaves_the_link_we_had(webhook, receiver):
+    receiver.reply = {"record_id": False}
+
+    result = webhook.deliver(delivery(contact(record_id="R-77")))
+
+    assert result.contact_record_id == "R-77"
 
 
 def test_the_configured_url_is_posted_to_exactly_as_written(build_destination):

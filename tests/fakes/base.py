@@ -8,6 +8,7 @@ are spent outside it.
 """
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import re
@@ -189,7 +190,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is None or fault.kind == "after_write":
             response = crm.dispatch(request)
             if fault is not None:
-                response = self._after_write(fault)
+                response = self._after_write(fault, response)
         elif fault.kind == "timeout":
             crm.hold(crm.faults.hold_seconds)
             response = None
@@ -206,7 +207,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._write(response)
 
-    def _after_write(self, fault: Fault) -> FakeResponse | None:
+    def _after_write(self, fault: Fault, response: FakeResponse) -> FakeResponse | None:
+        if fault.then == "rewrite":
+            return fault.rewrite(copy.deepcopy(response))   # a copy: the answer may hold the store's own records
         if fault.then == "timeout":
             self.crm.hold(self.crm.faults.hold_seconds)
             return None

@@ -5,10 +5,10 @@ import random
 import re
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
-    from tests.fakes.base import FakeRequest
+    from tests.fakes.base import FakeRequest, FakeResponse
 
 
 @dataclass
@@ -17,7 +17,8 @@ class Fault:
 
     kinds: "status" (answer `status`/`body` instead of handling), "rate_limit" and "server_error" (the vendor's own
     shapes), "timeout" (hold the request past the client's timeout, nothing written), "after_write" (handle the
-    request, so the write lands, then answer 500, drop the connection or hold it: `then`).
+    request, so the write lands, then answer 500, drop the connection or hold it: `then`; or answer what `rewrite`
+    makes of the vendor's answer, a copy of it: `Fault.rewrite_answer`).
     """
 
     kind: str
@@ -26,8 +27,9 @@ class Fault:
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     retry_after: float | None = None
-    then: str = "500"   # after_write: "500", "drop" or "timeout"
+    then: str = "500"   # after_write: "500", "drop", "timeout" or "rewrite"
     content_type: str = "application/json"
+    rewrite: Callable[["FakeResponse"], "FakeResponse"] | None = None
 
     @classmethod
     def rate_limit(cls, retry_after: float | None = 1, match: str | None = None) -> "Fault":
@@ -44,6 +46,12 @@ class Fault:
     @classmethod
     def after_write(cls, match: str | None = None, then: str = "500") -> "Fault":
         return cls("after_write", match, then=then)
+
+    @classmethod
+    def rewrite_answer(cls, match: str | None, rewrite: Callable[["FakeResponse"], "FakeResponse"]) -> "Fault":
+        """The request is handled (a write lands), and its answer replaced by `rewrite(answer)`: a CRM that answers
+        a write it made with a wrong id, without one, or with a wrong shape."""
+        return cls("after_write", match, then="rewrite", rewrite=rewrite)
 
     @classmethod
     def respond(cls, status: int, body: Any, match: str | None = None, headers: dict[str, str] | None = None,
