@@ -28,6 +28,7 @@ from crm_sync.destinations.base import (
     DeliveryResult,
     DestinationSettings,
 )
+from crm_sync.destinations.batch_writes import write_isolating_invalid
 from crm_sync.destinations.content import display_name, first_and_last, has_marker, interaction_title, note_text, \
     same_email, same_phone
 from crm_sync.destinations.http import VendorApi, VendorDestination, share_calls
@@ -158,16 +159,22 @@ class KommoDestination(VendorDestination):
                 person = requests[index].contact.contact_id
                 (deferred if person not in known and person in embedded else this_round).append(index)
                 embedded.add(person)
-            try:
-                created = self._complex([requests[i] for i in this_round], known)
-            except DeliveryError as exc:
-                outcomes.update({i: exc for i in this_round + deferred})
-                break
+            created = write_isolating_invalid(
+                this_round, lambda i: requests[i].idempotency_key,
+                lambda round_: self._complex([requests[i] for i in round_], known),
+                lambda i: self._complex([requests[i]], known)[requests[i].idempotency_key])
             for index in this_round:
                 request = requests[index]
-                lead_id, contact_id = created[request.idempotency_key]
+                written = created[request.idempotency_key]
+                if isinstance(written, DeliveryError):
+                    outcomes[index] = written
+                    continue
+                lead_id, contact_id = written
                 known.setdefault(request.contact.contact_id, contact_id)
                 leads[index] = (lead_id, contact_id)
+            if deferred and not any(i in leads for i in this_round):   # nothing written: the rest waits on it
+                outcomes.update({i: outcomes[this_round[0]] for i in deferred})
+                break
             indexes = deferred
         notes = self._add_notes([(requests[i], lead_id) for i, (lead_id, _) in leads.items()])
         for index, (lead_id, contact_id) in leads.items():

@@ -177,3 +177,35 @@ def test_a_key_field_that_does_not_exist_is_a_permanent_validation_failure(kommo
 
     assert caught.value.reason == "validation" and "custom_fields_values" in caught.value.message
     assert kommo_fake.leads == {}
+
+
+def refused_as_invalid() -> Fault:
+    """Kommo's 400 for a leads/complex body it will not take: the whole call is refused, nothing written."""
+    return Fault.respond(400, {"title": "Bad Request", "status": 400, "detail": "Request validation failed",
+                               "validation-errors": [{"request_id": "k-2", "errors": [
+                                   {"code": "NotSupportedChoice", "path": "custom_fields_values.0", "detail": "bad"}]}]},
+                         "leads/complex")
+
+
+def three_people() -> list:
+    return [delivery(contact(n, email=f"v{n}@example.com", phone=None), key=f"k-{n}") for n in (1, 2, 3)]
+
+
+def test_a_batch_refused_as_invalid_is_written_again_one_by_one(kommo, kommo_fake):
+    kommo_fake.faults.script(refused_as_invalid())
+
+    results = kommo.deliver_batch(three_people())
+
+    assert all(not isinstance(result, Exception) for result in results)
+    assert kommo_fake.count_calls("leads/complex") == 1 + 3
+    assert len(kommo_fake.leads) == 3 and len(kommo_fake.contacts) == 3
+
+
+def test_only_the_delivery_kommo_refuses_on_its_own_fails_the_others_are_written(kommo, kommo_fake):
+    kommo_fake.faults.script(refused_as_invalid(), refused_as_invalid())   # the batch, then the first one alone
+
+    first, *others = kommo.deliver_batch(three_people())
+
+    assert isinstance(first, PermanentError) and first.reason == "validation"
+    assert all(not isinstance(result, Exception) for result in others)
+    assert len(kommo_fake.leads) == 2
