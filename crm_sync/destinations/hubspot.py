@@ -162,9 +162,11 @@ class HubSpotDestination(VendorDestination):
             if len(keys) > 1:   # one note id given to several notes: none of them is confirmed
                 created.update({key: answer_error(what, f"answered note id {note} for {len(keys)} notes",
                                                   written=True) for key in keys})
+        said = _error_messages(body)
         for key, _, _ in items:
-            # A 207 partial failure: the next attempt looks for the note before writing it.
-            created.setdefault(key, TransientError("crm_unavailable", f"hubspot: note {key} was not confirmed"))
+            # A 207 partial failure: the next attempt looks for the note before writing it. HubSpot's errors do not
+            # say which input they are about, but whoever reads the dead letter needs what they say.
+            created.setdefault(key, TransientError("crm_unavailable", f"hubspot: note {key} was not confirmed{said}"))
         return created
 
     def _find_note(self, contact: str, key: str) -> str | None:
@@ -238,3 +240,11 @@ def _raise_or_return(value: Any) -> Any:
     if isinstance(value, DeliveryError):
         raise value
     return value
+
+
+def _error_messages(body: dict[str, Any]) -> str:
+    """`; HubSpot said: <category>: <message>` for the first errors of a 207 answer ("" without any)."""
+    errors = body.get("errors")
+    said = [f"{e.get('category')}: {str(e.get('message'))[:200]}" for e in (errors if isinstance(errors, list) else [])
+            if isinstance(e, dict)][:2]
+    return f"; HubSpot said: {' | '.join(said)}" if said else ""

@@ -81,3 +81,15 @@ def test_an_id_property_without_unique_values_says_how_to_fix_it(hubspot, hubspo
 
     with pytest.raises(PermanentError, match="unique values"):
         hubspot.deliver(delivery())
+
+
+def test_a_note_hubspot_did_not_create_says_what_hubspot_answered(hubspot, hubspot_fake):
+    hubspot_fake.faults.script(Fault.respond(207, {"status": "COMPLETE", "results": [], "errors": [
+        {"status": "error", "category": "VALIDATION_ERROR", "message": "hs_note_body exceeds 65536 characters"}]},
+        "notes/batch/create"))
+
+    with pytest.raises(TransientError) as caught:
+        hubspot.deliver(delivery())
+
+    assert "not confirmed" in caught.value.message
+    assert "HubSpot said: VALIDATION_ERROR: hs_note_body exceeds 65536 characters" in caught.value.message
