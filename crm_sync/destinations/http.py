@@ -162,6 +162,30 @@ def error_for_status(response: httpx.Response, what: str) -> DeliveryError:
     return PermanentError("validation", detail, status=status)
 
 
+# No answer a module reads comes near this (a HubSpot batch of 100 contacts is a few hundred KB): a CRM or a proxy
+# answering more is broken, and reading all of it could run a worker out of memory.
+MAX_ANSWER_BYTES = 16 * 2**20
+
+
+class AnswerTooLarge(Exception):
+    def __init__(self, status: int):
+        super().__init__(status)
+        self.status = status
+
+
+def _send_capped(http: httpx.Client, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    """`http.request`, with the answer read (decompressed) only up to MAX_ANSWER_BYTES: AnswerTooLarge past it.
+    `http` is the drain's httpx.Client, or what stands for it with the same `stream` (pipedrive_api)."""
+    with http.stream(method, url, **kwargs) as response:
+        body = bytearray()
+        for chunk in response.iter_bytes():
+            body += chunk
+            if len(body) > MAX_ANSWER_BYTES:
+                raise AnswerTooLarge(response.status_code)
+    response._content = bytes(body)   # as Response.read() keeps what it read
+    return response
+
+
 class VendorApi:
     """A CRM's base URL and credentials over the engine's `httpx.Client`, counting the calls it makes.
 
@@ -197,8 +221,12 @@ class VendorApi:
         what = f"{self.vendor} {method} {path}"
         self.calls += 1
         try:
-            response = self.http.request(method, self.url(path), params=params, json=json, content=content,
-                                         headers={**self.headers, **(headers or {})})
+            response = _send_capped(self.http, method, self.url(path), params=params, json=json, content=content,
+                                    headers={**self.headers, **(headers or {})})
+        except AnswerTooLarge as exc:
+            raise TransientError(ANSWER, f"{what}: answered more than {MAX_ANSWER_BYTES // 2**20} MB (HTTP "
+                                 f"{exc.status}); not read further", outcome_unknown=method.upper() not in _READS
+                                 ) from None
         except httpx.TimeoutException as exc:
             raise TransientError("crm_unavailable", f"{what}: timed out ({type(exc).__name__})",
                                  outcome_unknown=maybe_written(method, exc)) from exc

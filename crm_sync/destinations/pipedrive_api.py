@@ -10,7 +10,7 @@ Every answer comes in Pipedrive's envelope `{"success": true, "data": …}`; `da
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, ContextManager
 
 import httpx
 
@@ -50,10 +50,10 @@ class SearchLimitedClient:
         self.http = http
         self.search_limit = EndpointLimit("search", search_rate)
 
-    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    def stream(self, method: str, url: str, **kwargs: Any) -> ContextManager[httpx.Response]:
         if httpx.URL(url).path.endswith(SEARCH_PATH_ENDS):
             kwargs["extensions"] = {**(kwargs.get("extensions") or {}), **self.search_limit.extensions}
-        return self.http.request(method, url, **kwargs)
+        return self.http.stream(method, url, **kwargs)
 
 
 def envelope_data(body: dict[str, Any], what: str, expect: type | tuple[type, ...], written: bool) -> Any:

@@ -6,6 +6,7 @@ import time
 import pytest
 
 from crm_sync.destinations.base import PermanentError, TransientError
+from crm_sync.destinations.http import MAX_ANSWER_BYTES
 from tests.destinations.builders import contact, deliver_until_done, delivery
 from tests.destinations.conftest import WEBHOOK_SECRET
 from tests.destinations.standard_webhooks import expected_signature
@@ -147,3 +148,13 @@ def test_a_secret_that_is_not_a_standard_webhooks_secret_is_rejected(secret, bui
     with pytest.raises(ValueError, match="secret"):
         build_destination("webhook", url="https://example.internal/hook", secret=secret)
 
+
+
+def test_an_answer_larger_than_any_crm_answer_is_not_read_whole(webhook, receiver):
+    receiver.reply = {"record_id": "R-1", "padding": "x" * (MAX_ANSWER_BYTES + 1)}
+
+    with pytest.raises(TransientError) as caught:
+        webhook.deliver(delivery())
+
+    assert caught.value.reason == "crm_answer" and caught.value.outcome_unknown
+    assert f"answered more than {MAX_ANSWER_BYTES // 2**20} MB" in caught.value.message
