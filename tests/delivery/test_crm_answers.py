@@ -25,6 +25,13 @@ def merged_contacts(harness) -> list[int]:
         return list(session.scalars(select(Contact.id).where(Contact.merged_into.is_not(None))))
 
 
+def anna_then_boris(harness) -> None:
+    """Two people, each delivered before the other arrives: the second meets whatever the first left linked."""
+    for chat in (ANNA, BORIS):
+        harness.receive(chat)
+        harness.drain_until_settled()
+
+
 def crm_links(harness) -> list[tuple[str, str, int]]:
     with harness.runtime.sessions() as session:
         return sorted(session.execute(select(ContactIdentity.kind, ContactIdentity.value, ContactIdentity.contact_id)
@@ -37,10 +44,7 @@ def test_a_webhook_record_id_that_is_no_record_id_links_and_merges_no_one(make_h
     receiver.reply = {"record_id": record_id}
     harness = make_harness({"hook": webhook_settings(receiver)})
 
-    harness.receive(ANNA)
-    harness.drain_until_settled()
-    harness.receive(BORIS)
-    harness.drain_until_settled()
+    anna_then_boris(harness)
 
     assert harness.statuses() == {DeliveryStatus.SUCCEEDED: 2}
     assert [row.crm_contact_id for row in harness.deliveries()] == [None, None]
@@ -69,10 +73,7 @@ def test_a_kommo_lead_answered_without_its_contact_id_merges_no_one(make_harness
     kommo_fake.faults.script(*[Fault.rewrite_answer("leads/complex", without_contact_ids) for _ in range(2)])
     harness = make_harness({"kommo": kommo_settings(kommo_fake)})
 
-    harness.receive(ANNA)
-    harness.drain_until_settled()
-    harness.receive(BORIS)
-    harness.drain_until_settled()
+    anna_then_boris(harness)
 
     assert harness.statuses() == {DeliveryStatus.SUCCEEDED: 2}
     assert merged_contacts(harness) == [] and len(kommo_fake.contacts) == 2 and len(kommo_fake.leads) == 2
