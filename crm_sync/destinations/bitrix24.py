@@ -128,7 +128,7 @@ class Bitrix24Destination(VendorDestination):
             raise TransientError("crm_unavailable", f"bitrix24 {method}: answered HTTP {response.status_code} with "
                                  f"a body that is not a JSON object ({response.headers.get('content-type', '')})",
                                  retry_after_seconds(response), response.status_code, outcome_unknown=written)
-        if response.status_code >= 400 or "error" in body:
+        if response.status_code >= 400 or body.get("error"):   # "error": "" beside a result is no error
             raise self.api.masked(classify(response, f"bitrix24 {method}") or PermanentError(
                 "validation", f"bitrix24 {method}: {body_excerpt(response)}", status=response.status_code))
         return answer_member(body, "result", expect, f"bitrix24 {method}", written=written)

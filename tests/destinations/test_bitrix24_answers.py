@@ -33,6 +33,17 @@ def test_a_contact_added_without_its_id_links_no_record_even_without_leads(bitri
         bitrix.deliver(delivery())
 
 
+def test_an_empty_error_beside_a_result_is_no_error(bitrix, bitrix_fake):
+    def with_an_empty_error(answer):
+        answer.body = {**answer.body, "error": ""}
+        return answer
+    bitrix_fake.faults.script(Fault.rewrite_answer("crm.contact.add", with_an_empty_error))
+
+    result = bitrix.deliver(delivery())
+
+    assert [result.contact_record_id] == [str(record_id) for record_id in bitrix_fake.contacts]
+
+
 def test_a_lead_added_without_its_id_is_an_unconfirmed_write(bitrix, bitrix_fake):
     bitrix_fake.faults.script(Fault.respond(200, {"result": None}, "crm.lead.add"))
 
