@@ -269,12 +269,15 @@ class KommoDestination(VendorDestination):
         entities.update(self.lookup.find_contacts([c for c in people if c.contact_id not in entities], retried))
         failed = {person: e for person, e in entities.items() if isinstance(e, DeliveryError)}
         found = [(c, entities[c.contact_id]) for c in people if c.contact_id in entities and c.contact_id not in failed]
-        self._add_missing_values(found)
-        return {contact.contact_id: kommo_id(entity["id"]) for contact, entity in found}, failed
+        failed.update(self._add_missing_values(found))
+        return {contact.contact_id: kommo_id(entity["id"]) for contact, entity in found
+                if contact.contact_id not in failed}, failed
 
-    def _add_missing_values(self, pairs: list[tuple[ContactSnapshot, dict[str, Any]]]) -> None:
-        """New emails and phones are added to what Kommo has (PATCH replaces a field's list, so both are sent)."""
-        changes = []
+    def _add_missing_values(self, pairs: list[tuple[ContactSnapshot, dict[str, Any]]]) -> dict[int, DeliveryError]:
+        """New emails and phones are added to what Kommo has (PATCH replaces a field's list, so both are sent); the
+        error of each person whose change failed. A PATCH refused as invalid is sent again person by person, so
+        that only the refused person's deliveries fail."""
+        changes: dict[int, dict[str, Any]] = {}
         for contact, entity in pairs:
             fields = []
             for code, mine, same in (("EMAIL", contact.emails, same_email), ("PHONE", contact.phones, same_phone)):
@@ -283,6 +286,12 @@ class KommoDestination(VendorDestination):
                 if new:
                     fields.append(multitext(code, new, existing=theirs))
             if fields:
-                changes.append({"id": int(entity["id"]), "custom_fields_values": fields})
-        if changes:
-            self.api.json("PATCH", "/api/v4/contacts", json=changes)
+                changes[contact.contact_id] = {"id": int(entity["id"]), "custom_fields_values": fields}
+
+        def patch(people: list[int]) -> dict[int, None]:
+            self.api.json("PATCH", "/api/v4/contacts", json=[changes[person] for person in people])
+            return dict.fromkeys(people)
+
+        written = write_isolating_invalid(list(changes), lambda person: person, patch,
+                                          lambda person: patch([person])[person]) if changes else {}
+        return {person: error for person, error in written.items() if isinstance(error, DeliveryError)}

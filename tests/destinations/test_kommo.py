@@ -209,3 +209,20 @@ def test_only_the_delivery_kommo_refuses_on_its_own_fails_the_others_are_written
     assert isinstance(first, PermanentError) and first.reason == "validation"
     assert all(not isinstance(result, Exception) for result in others)
     assert len(kommo_fake.leads) == 2
+
+
+def test_only_the_person_whose_new_values_kommo_refuses_fails_the_others_are_updated(kommo, kommo_fake):
+    people = [contact(n, email=f"known{n}@example.com", phone=f"+7916123450{n}") for n in (1, 2)]
+    for person in people:
+        kommo_fake.seed_contact(f"Known {person.contact_id}", emails=[person.emails[0]])
+    refused = Fault.respond(400, {"title": "Bad Request", "status": 400, "detail": "Request validation failed",
+                                  "validation-errors": [{"request_id": "0", "errors": [
+                                      {"code": "NotFound", "path": "id", "detail": "Contact not found"}]}]},
+                            "PATCH /api/v4/contacts")
+    kommo_fake.faults.script(refused, refused)   # the PATCH of both, then the first one's alone
+
+    first, second = kommo.deliver_batch([delivery(person, key=f"k-{person.contact_id}") for person in people])
+
+    assert isinstance(first, PermanentError) and first.reason == "validation"
+    assert not isinstance(second, Exception)
+    assert kommo_fake.contacts_with(phone="+79161234502") and not kommo_fake.contacts_with(phone="+79161234501")
