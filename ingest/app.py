@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, jsonify
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ingest.admin import admin
 from ingest.contacts_api import contacts_api
@@ -27,6 +28,11 @@ def create_app(runtime: Runtime | None = None) -> Flask:
     app.json.sort_keys = False
     app.json.ensure_ascii = False
     app.extensions["crm_ingest"] = runtime
+    if runtime.settings.trusted_proxy_hops:
+        # werkzeug's: REMOTE_ADDR from the last trusted_proxy_hops entries of X-Forwarded-For, which only those
+        # proxies can have written (a client's own X-Forwarded-For ends up further left)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=runtime.settings.trusted_proxy_hops, x_proto=0, x_host=0,
+                                x_port=0, x_prefix=0)
     register_error_handlers(app)
     app.register_blueprint(hooks)
     app.register_blueprint(admin)

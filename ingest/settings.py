@@ -84,6 +84,9 @@ class Settings(BaseModel):
     primary_policy: Literal["keep_first", "prefer_newest"] = "keep_first"
     email_matching: EmailMatching = Field(default_factory=EmailMatching)
     max_body_bytes: int = Field(default=1_048_576, gt=0)
+    # Proxies in front of the web (a TLS terminator, a load balancer) whose X-Forwarded-For is trusted for the client
+    # address events record: 0 takes the connection's own address, which behind a proxy is the proxy's.
+    trusted_proxy_hops: int = Field(default=0, ge=0, le=5)
     # An event still waiting this long after its last enqueue is enqueued again by the relay (lost message, dead worker).
     requeue_after_seconds: float = Field(default=60.0, gt=0)
     relay_interval_seconds: float = Field(default=10.0, gt=0)
