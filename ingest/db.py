@@ -6,6 +6,8 @@ differences (upsert statement, SQLite pragmas and explicit BEGIN, autocommit thr
 """
 from __future__ import annotations
 
+import sqlite3
+import time
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
@@ -56,6 +58,23 @@ def make_engine(database_url: str, **kwargs) -> Engine:
     return create_engine(url, **kwargs)
 
 
+WAL_SWITCH_TRIES = 100
+
+
+def _journal_in_wal(cursor) -> None:
+    """`PRAGMA journal_mode=WAL`, again while another connection holds the lock it needs. Switching a new database's
+    journal needs an exclusive lock, and SQLite answers "database is locked" at once rather than wait the busy
+    timeout when another connection (a second `migrate` started at the same moment) is doing the same."""
+    for attempt in range(1, WAL_SWITCH_TRIES + 1):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == WAL_SWITCH_TRIES:
+                raise
+            time.sleep(0.05)
+
+
 def _configure_sqlite(engine: Engine) -> None:
     """WAL for concurrent readers, a busy timeout for writers, and transactions SQLAlchemy really controls.
 
@@ -67,8 +86,8 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_connect(dbapi_connection, _record):
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=30000")
+        _journal_in_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
