@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timezone
+from typing import Any
+
+import pytest
 
 from crm_sync.destinations.base import (
     ContactSnapshot,
@@ -12,6 +15,7 @@ from crm_sync.destinations.base import (
     InteractionSnapshot,
     TransientError,
 )
+from tests.fakes.faults import Fault
 
 AT = datetime(2024, 5, 6, 10, 30, tzinfo=timezone.utc)
 
@@ -58,3 +62,16 @@ def deliver_until_done(destination: Destination, request: DeliveryRequest, max_a
         except TransientError:
             continue
     raise AssertionError(f"{request.idempotency_key} still failing after {max_attempts} attempts")
+
+
+def retry_after_a_lost_write(destination: Destination, fake, write: str, look_up: str, answer: Any,
+                             look_ups: int = 1, **fields) -> TransientError:
+    """A write that lands but whose answer is lost (the connection drops), then its retry, whose look-up for it
+    (`look_ups` of them) is answered 200 with `answer`: the retry's error."""
+    fake.faults.script(Fault.after_write(write, then="drop"))
+    with pytest.raises(TransientError):
+        destination.deliver(delivery(**fields))
+    fake.faults.script(*[Fault.respond(200, answer, look_up) for _ in range(look_ups)])
+    with pytest.raises(TransientError) as caught:
+        destination.deliver(delivery(attempt=2, **fields))
+    return caught.value

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from crm_sync.destinations.base import DeliveryError, PermanentError, TransientError
-from tests.destinations.builders import contact, delivery
+from tests.destinations.builders import contact, delivery, retry_after_a_lost_write
 from tests.fakes.base import Fault
 from tests.fakes.bitrix24 import CODE
 
@@ -56,15 +56,9 @@ def test_a_lead_added_without_its_id_is_an_unconfirmed_write(bitrix, bitrix_fake
 @pytest.mark.parametrize("body", [{"result": None}, {"result": {}}, {"time": {}}],
                          ids=["result-null", "result-object", "without-result"])
 def test_a_retried_lead_list_answered_with_a_wrong_shape_writes_no_second_lead(bitrix, bitrix_fake, body):
-    bitrix_fake.faults.script(Fault.after_write("crm.lead.add", then="drop"))
-    with pytest.raises(TransientError):
-        bitrix.deliver(delivery())
-    bitrix_fake.faults.script(Fault.respond(200, body, "crm.lead.list"))
+    error = retry_after_a_lost_write(bitrix, bitrix_fake, "crm.lead.add", "crm.lead.list", body)
 
-    with pytest.raises(TransientError) as caught:
-        bitrix.deliver(delivery(attempt=2))
-
-    assert caught.value.reason == "crm_answer" and len(bitrix_fake.leads) == 1
+    assert error.reason == "crm_answer" and len(bitrix_fake.leads) == 1
 
 
 @pytest.mark.parametrize("body", [{"result": {"x": 1}}, {"result": [{}]}], ids=["object", "row-without-id"])

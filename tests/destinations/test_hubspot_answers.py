@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from crm_sync.destinations.base import TransientError
-from tests.destinations.builders import chat, contact, delivery
+from tests.destinations.builders import chat, contact, delivery, retry_after_a_lost_write
 from tests.fakes.base import Fault, FakeResponse
 
 READ = "contacts/batch/read"
@@ -137,13 +137,7 @@ def test_a_note_answer_of_the_wrong_shape_fails_the_batch_transiently_instead_of
 
 @pytest.mark.parametrize("body", [{}, [], "", "null"], ids=["empty-object", "array", "empty-body", "null"])
 def test_a_retried_note_look_up_answered_with_a_wrong_shape_writes_no_second_note(hubspot, hubspot_fake, body):
-    hubspot_fake.faults.script(Fault.after_write(NOTES, then="drop"))
-    with pytest.raises(TransientError):
-        hubspot.deliver(delivery())
-    hubspot_fake.faults.script(Fault.respond(200, body, "associations/notes"))
+    error = retry_after_a_lost_write(hubspot, hubspot_fake, NOTES, "associations/notes", body)
 
-    with pytest.raises(TransientError) as caught:
-        hubspot.deliver(delivery(attempt=2))
-
-    assert caught.value.reason == "crm_answer"
+    assert error.reason == "crm_answer"
     assert len(hubspot_fake.notes) == 1

@@ -182,8 +182,8 @@ def test_a_key_field_that_does_not_exist_is_a_permanent_validation_failure(kommo
 def refused_as_invalid() -> Fault:
     """Kommo's 400 for a leads/complex body it will not take: the whole call is refused, nothing written."""
     return Fault.respond(400, {"title": "Bad Request", "status": 400, "detail": "Request validation failed",
-                               "validation-errors": [{"request_id": "k-2", "errors": [
-                                   {"code": "NotSupportedChoice", "path": "custom_fields_values.0", "detail": "bad"}]}]},
+                               "validation-errors": [{"request_id": "k-2", "errors": [{
+                                   "code": "NotSupportedChoice", "path": "custom_fields_values.0", "detail": "bad"}]}]},
                          "leads/complex")
 
 

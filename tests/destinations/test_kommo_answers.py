@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from crm_sync.destinations.base import TransientError
-from tests.destinations.builders import chat, contact, delivery
+from tests.destinations.builders import chat, contact, delivery, retry_after_a_lost_write
 from tests.fakes.base import Fault, FakeResponse
 
 COMPLEX = "POST /api/v4/leads/complex"
@@ -108,15 +108,9 @@ def test_a_contact_created_without_its_id_is_an_unconfirmed_write(kommo, kommo_f
 @pytest.mark.parametrize("body", [{}, [], "", "null", {"_embedded": "x"}],
                          ids=["empty-object", "array", "empty-body", "null", "embedded-string"])
 def test_a_retried_lead_look_up_answered_with_a_wrong_shape_writes_no_second_lead(kommo, kommo_fake, body):
-    kommo_fake.faults.script(Fault.after_write(COMPLEX, then="drop"))
-    with pytest.raises(TransientError):
-        kommo.deliver(delivery())
-    kommo_fake.faults.script(*[Fault.respond(200, body, "GET /api/v4/leads$") for _ in range(2)])
+    error = retry_after_a_lost_write(kommo, kommo_fake, COMPLEX, "GET /api/v4/leads$", body, look_ups=2)
 
-    with pytest.raises(TransientError) as caught:
-        kommo.deliver(delivery(attempt=2))
-
-    assert caught.value.reason == "crm_answer"
+    assert error.reason == "crm_answer"
     assert len(kommo_fake.leads) == 1 and len(kommo_fake.contacts) == 1
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from crm_sync.destinations.base import TransientError
-from tests.destinations.builders import contact, delivery, lead
+from tests.destinations.builders import contact, delivery, lead, retry_after_a_lost_write
 from tests.fakes.base import Fault, FakeResponse
 
 PERSONS = "POST /api/v2/persons$"
@@ -87,29 +87,17 @@ def test_a_refusal_answered_200_is_a_transient_answer_error_quoting_pipedrives_e
 
 @pytest.mark.parametrize("body", [{}, [], "", "null"], ids=["empty-object", "array", "empty-body", "null"])
 def test_a_retried_note_look_up_answered_with_a_wrong_shape_writes_no_second_note(pipedrive, pipedrive_fake, body):
-    pipedrive_fake.faults.script(Fault.after_write(NOTES, then="drop"))
-    with pytest.raises(TransientError):
-        pipedrive.deliver(delivery())
-    pipedrive_fake.faults.script(Fault.respond(200, body, "GET /api/v1/notes"))
+    error = retry_after_a_lost_write(pipedrive, pipedrive_fake, NOTES, "GET /api/v1/notes", body)
 
-    with pytest.raises(TransientError) as caught:
-        pipedrive.deliver(delivery(attempt=2))
-
-    assert caught.value.reason == "crm_answer" and len(pipedrive_fake.notes) == 1
+    assert error.reason == "crm_answer" and len(pipedrive_fake.notes) == 1
 
 
 @pytest.mark.parametrize("body", [{}, [], "", {"success": True}], ids=["empty-object", "array", "empty-body",
                                                                        "without-data"])
 def test_a_retried_lead_look_up_answered_with_a_wrong_shape_writes_no_second_lead(pipedrive, pipedrive_fake, body):
-    pipedrive_fake.faults.script(Fault.after_write(LEADS, then="drop"))
-    with pytest.raises(TransientError):
-        pipedrive.deliver(delivery(interaction=lead()))
-    pipedrive_fake.faults.script(Fault.respond(200, body, "GET /api/v1/leads"))
+    error = retry_after_a_lost_write(pipedrive, pipedrive_fake, LEADS, "GET /api/v1/leads", body, interaction=lead())
 
-    with pytest.raises(TransientError) as caught:
-        pipedrive.deliver(delivery(interaction=lead(), attempt=2))
-
-    assert caught.value.reason == "crm_answer" and len(pipedrive_fake.leads) == 1
+    assert error.reason == "crm_answer" and len(pipedrive_fake.leads) == 1
 
 
 @pytest.mark.parametrize("body", [{"success": True, "data": []},
