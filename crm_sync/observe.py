@@ -18,12 +18,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_sync import metrics
+from crm_sync.destinations.base import MAX_ERROR_MESSAGE
 from ingest.attempts import Attempt
 from ingest.logs import log_context
 from ingest.schema import Event, EventStatus, utcnow
 
 log = logging.getLogger("crm_sync.pipeline")
-MAX_LOGGED_MESSAGE = 4000  # characters of a delivery's error in its log line, as crm_sync.delivery.results stores
 UNKNOWN = "unknown"
 
 
@@ -147,8 +147,7 @@ def delivery_attempt_ended(destination: str, claimed, outcome, status: str | Non
     ended = "dead" if status == "dead" else "failed"
     metrics.delivery_attempted(destination, ended, reason)
     fields.update(outcome=ended, reason=reason, status=status)
-    # As long as the stored one: a CRM's error text quoted whole ran to megabytes per line, once per attempt.
-    message = (outcome.message or "")[:MAX_LOGGED_MESSAGE]
+    message = (outcome.message or "")[:MAX_ERROR_MESSAGE]   # as long as the stored one
     if ended == "dead":
         metrics.delivery_finished(destination, "dead", claimed.attempt)
         delivery_log.warning("delivery dead: %s", message, extra=fields)

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from crm_sync.crm_links import attach_crm_record, link_crm_records
 from crm_sync.delivery.retry import RetryPolicy
 from crm_sync.delivery.snapshots import Claimed
-from crm_sync.destinations.base import DeliveryError, DeliveryRequest, DeliveryResult, PermanentError
+from crm_sync.destinations.base import MAX_ERROR_MESSAGE, DeliveryError, DeliveryRequest, DeliveryResult, PermanentError
 from crm_sync.identity import lock_live_contacts
 from crm_sync.schema import CRM_KIND_PREFIX, ContactIdentity, Delivery, DeliveryStatus
 from ingest.db import transaction
@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 CONFLICT_SQLSTATES = frozenset({"40P01", "40001", "55P03"})   # deadlock, serialization, NOWAIT lock taken
 CONFLICT_RETRIES = 8
-MAX_MESSAGE = 4000
 
 
 Outcome = DeliveryResult | DeliveryError
@@ -168,7 +167,7 @@ def _failure(row: Row, claimed: Claimed, error: DeliveryError, now: datetime, po
         next_attempt_at = now + timedelta(seconds=_retry_delay(error, in_round, age, policy))
     return {"b_id": row.id, "b_status": status, "b_next_attempt_at": next_attempt_at, "b_now": now,
             "b_attempts_at_arming": arming, "b_armed_at": armed_at, "b_last_status": error.status,
-            "b_last_error_class": error.reason[:64], "b_last_error": message[:MAX_MESSAGE]}
+            "b_last_error_class": error.reason[:64], "b_last_error": message[:MAX_ERROR_MESSAGE]}
 
 
 def _retry_delay(error: DeliveryError, in_round: int, age: float, policy: RetryPolicy) -> float:

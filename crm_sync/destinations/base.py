@@ -32,6 +32,11 @@ def sane_retry_after(seconds: float | None) -> float | None:
     return min(float(seconds), MAX_RETRY_AFTER_SECONDS)
 
 
+# The most of a delivery error's message kept: in the delivery row and in its log line (a CRM's error text, quoted
+# whole, can run to megabytes).
+MAX_ERROR_MESSAGE = 4000
+
+
 class DeliveryError(Exception):
     """A failed call to a CRM. `reason` is a machine class: auth, validation, rate_limit, crm_unavailable, …
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client import REGISTRY
 
-from crm_sync.observe import MAX_LOGGED_MESSAGE
+from crm_sync.destinations.base import MAX_ERROR_MESSAGE
 from tests.contacts.provider_requests import jivo_chat
 from tests.delivery.conftest import fakes, hubspot_fake, hubspot_settings, make_harness, make_harness_on  # noqa: F401
 from tests.fakes.faults import Fault
@@ -74,4 +74,4 @@ def test_a_crms_error_text_of_megabytes_is_logged_as_long_as_it_is_stored(harnes
     harness.drain(NAME)
 
     [line] = delivery_lines(read())
-    assert line["outcome"] == "dead" and len(line["message"]) <= len("delivery dead: ") + MAX_LOGGED_MESSAGE
+    assert line["outcome"] == "dead" and len(line["message"]) <= len("delivery dead: ") + MAX_ERROR_MESSAGE
