@@ -36,12 +36,14 @@ hooks = Blueprint("hooks", __name__)
 
 
 # Every method reaches the view, so that a method the provider does not use is answered (405 with Allow) and counted
-# per source like any other refusal; the router would refuse it unseen.
-ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+# per source like any other refusal; the router would refuse it unseen. OPTIONS too: Flask's automatic answer (200,
+# every routed method allowed) would tell a scanner nothing true and would answer for unknown sources and wrong URL
+# secrets alike. HEAD comes with GET (werkzeug) and is refused by the view as well.
+ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
-@hooks.route("/hooks/<source_name>", methods=ANY_METHOD)
-@hooks.route("/hooks/<source_name>/<url_secret>", methods=ANY_METHOD)
+@hooks.route("/hooks/<source_name>", methods=ANY_METHOD, provide_automatic_options=False)
+@hooks.route("/hooks/<source_name>/<url_secret>", methods=ANY_METHOD, provide_automatic_options=False)
 def receive(source_name: str, url_secret: str | None = None):
     started = time.perf_counter()
     current = request._get_current_object()  # once: each read through the proxy looks the request up again

@@ -171,6 +171,21 @@ def test_a_405_names_the_methods_the_provider_uses_and_is_counted(client, generi
     assert _metric("crm_ingest_webhook_requests_total", source="generic-main", outcome="405") == before + 1
 
 
+@pytest.mark.parametrize("method", ["OPTIONS", "HEAD"])
+def test_options_and_head_on_a_source_are_405_json_naming_the_methods_it_uses(client, generic_headers, method):
+    response = client.open("/hooks/generic-main", method=method, headers=generic_headers)
+    assert (response.status_code, response.headers.get("Allow")) == (405, "GET, POST")
+    if method == "OPTIONS":  # a HEAD answer has no body to read
+        assert response.json["error"] == "method_not_allowed"
+
+
+@pytest.mark.parametrize("path", ["/hooks/no-such-source", "/hooks/no-such-source/some-secret"])
+def test_options_on_an_unknown_source_is_404_like_any_other_method(client, path):
+    response = client.options(path)
+    assert response.status_code == 404
+    assert response.json["error"] == "unknown_source"
+
+
 def test_a_405_of_the_admin_api_names_the_methods_its_route_takes(client, admin_headers):
     response = client.delete("/api/events", headers=admin_headers)
     assert response.status_code == 405
