@@ -90,8 +90,9 @@ def event_detail(event: Event) -> dict:
         body_text, body_base64 = masked_text(body.decode("utf-8"), credentials), None
     except UnicodeDecodeError:
         body_text, body_base64 = None, base64.b64encode(masked_bytes(body, credentials)).decode("ascii")
-    if event.purged_at is not None:  # removed, not empty
-        body_text = None
+    body_size = len(body)
+    if event.purged_at is not None:  # removed, not empty: neither its text nor its size is known any more
+        body_text = body_size = None
     return {
         **event_summary(event),
         "dedup_key": event.dedup_key, "enqueued_at": _iso(event.enqueued_at),
@@ -102,7 +103,7 @@ def event_detail(event: Event) -> dict:
             # A proxy's X-Original-URI or X-Forwarded-Uri repeats the query string, credential included.
             "headers": {name: masked_text(value, credentials) for name, value in (event.headers or {}).items()},
             "content_type": event.content_type, "remote_addr": event.remote_addr,
-            "body_size": len(body), "body": body_text, "body_base64": body_base64,
+            "body_size": body_size, "body": body_text, "body_base64": body_base64,
         },
         "result": event.result,
     }
