@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from crm_sync.delivery import circuit
 from crm_sync.delivery.claims import claim_due, has_due
 from crm_sync.delivery.clock import SYSTEM_CLOCK, Clock
-from crm_sync.delivery.lease import LEASE_SECONDS, Heartbeat, release_lease, take_lease
+from crm_sync.delivery.lease import LEASE_SECONDS, Heartbeat, LeasedTransport, lease_clock, release_lease, \
+    take_lease
 from crm_sync.delivery.ratelimit import MAX_CALL_WAIT_SECONDS, CallGate, RateLimitedTransport, seconds_until
 from crm_sync.delivery.results import Outcome, record_outcomes
 from crm_sync.delivery.retry import RetryPolicy
@@ -75,11 +76,13 @@ class Drainer:
         report = DrainReport(self.name)
         deadline = time.monotonic() + self.time_budget
         while True:
+            taken_at = lease_clock(self.clock)
             if not take_lease(self.sessions, self.name, self.owner, self.clock, self.lease_seconds):
                 report.stopped = "busy"
                 return report
             try:
-                with Heartbeat(self.sessions, self.name, self.owner, self.clock, self.lease_seconds) as lease:
+                with Heartbeat(self.sessions, self.name, self.owner, self.clock, self.lease_seconds,
+                               taken_at) as lease:
                     # While the lease is held nobody else is woken: deliveries planned in the window join this
                     # drain's first batch instead of each costing a drain of its own.
                     self.clock.sleep(self.settings.batch_window_seconds)
@@ -107,7 +110,7 @@ class Drainer:
                     report.stopped = "busy"
                     return
                 # Built before anything is claimed: a module that fails to start must not strand claimed rows.
-                destination = destination or self._connect(gate, resources)
+                destination = destination or self._connect(gate, lease, resources)
                 with transaction(self.sessions) as session:
                     size = self._batch_size(session, gate, report)
                     claimed = claim_due(session, self.name, self.clock.now(), size) if size else []
@@ -117,9 +120,12 @@ class Drainer:
                 self._deliver(destination, claimed, gate, report)
             report.stopped = "budget"
 
-    def _connect(self, gate: CallGate, resources: ExitStack) -> Destination:
-        """The CRM module on this drain's client: every call passes the rate gate, and is timed."""
-        transport = RateLimitedTransport(gate, TimedTransport(self.name, httpx.HTTPTransport(verify=tls_context())))
+    def _connect(self, gate: CallGate, lease: Heartbeat, resources: ExitStack) -> Destination:
+        """The CRM module on this drain's client: every call passes the rate gate, then goes out only while the
+        lease surely holds for its timeout (checked after the gate's wait), and is timed."""
+        call_seconds = min(self.settings.timeout_seconds, self.lease_seconds / 2)
+        timed = TimedTransport(self.name, httpx.HTTPTransport(verify=tls_context()))
+        transport = RateLimitedTransport(gate, LeasedTransport(lease, call_seconds, timed))
         http = resources.enter_context(httpx.Client(timeout=self.settings.timeout_seconds, transport=transport))
         return get_destination_class(self.settings.kind)(self.settings, http)
 

@@ -7,18 +7,26 @@ lease runs out for the next one, who claims the orphaned in-flight deliveries ag
 
 Its end is set and compared by the database's clock, the one clock every worker shares: a worker whose own clock
 runs ahead must not see another's lease as run out.
+
+A drainer also stops calling the CRM once its lease may have run out, before any renewal could tell it so: a worker
+frozen past the lease's end (a paused VM or container, heavy swapping) or cut off from the database while the CRM
+still answers would otherwise finish its batch as first attempts, which look nothing up, while the next drainer sends
+the same deliveries again (`LeasedTransport`).
 """
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import datetime, timedelta
 
+import httpx
 from sqlalchemy import DateTime, func, or_, update
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql import ColumnElement
 
 from crm_sync.delivery.clock import Clock
+from crm_sync.destinations.base import TransientError
 from crm_sync.schema import DestinationState
 from ingest.db import dialect_of, insert_for, transaction
 
@@ -75,20 +83,48 @@ def release_lease(sessions: sessionmaker[Session], name: str, owner: str) -> Non
                         .values(lease_owner=None, lease_until=None))
 
 
+class LeaseLost(TransientError):
+    """The lease may have run out: no further CRM call. The batch's deliveries are retried by whoever holds it next,
+    as deliveries tried before (looked up before anything is written again)."""
+
+    def __init__(self, name: str):
+        super().__init__("lease_lost", f"destination {name}: the drain lease may have run out (a paused worker, or "
+                                       "renewals failing); no further call to the CRM in this drain")
+
+
+def lease_clock(clock: Clock) -> float:
+    """Local seconds that keep pace with the database's clock as the lease reads it (the virtual time a test skips
+    included): a process frozen for a minute finds a minute gone."""
+    return time.monotonic() + clock.skipped_seconds()
+
+
 class Heartbeat:
-    """Renews a lease every quarter of its length from a thread, for as long as the `with` block runs."""
+    """Renews a lease every quarter of its length from a thread, for as long as the `with` block runs, and knows
+    locally until when the lease is surely still ours: `taken_at` (`lease_clock`, read before the lease was taken)
+    plus its length, moved on by each renewal."""
 
     def __init__(self, sessions: sessionmaker[Session], name: str, owner: str, clock: Clock,
-                 seconds: float = LEASE_SECONDS):
+                 seconds: float = LEASE_SECONDS, taken_at: float | None = None):
         self.sessions, self.name, self.owner, self.clock, self.seconds = sessions, name, owner, clock, seconds
+        self._valid_until = (lease_clock(clock) if taken_at is None else taken_at) + seconds
         self._stop = threading.Event()
         self._lost = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"lease-{name}", daemon=True)
 
     @property
     def lost(self) -> bool:
-        """Another drainer holds the lease now: take no further batch."""
+        """Another drainer holds the lease now, or may: take no further batch."""
         return self._lost.is_set()
+
+    def check_before_call(self, call_seconds: float) -> None:
+        """Raise LeaseLost unless the lease is ours for `call_seconds` more, so that a call to the CRM ends inside
+        it; once it is not, it stays lost for this drain."""
+        if not self._lost.is_set() and lease_clock(self.clock) + call_seconds >= self._valid_until:
+            log.warning("destination %s: the drain lease may have run out (not renewed in time); stopping this "
+                        "drain's calls to the CRM", self.name)
+            self._lost.set()
+        if self._lost.is_set():
+            raise LeaseLost(self.name)
 
     def __enter__(self) -> "Heartbeat":
         self._thread.start()
@@ -101,10 +137,26 @@ class Heartbeat:
     def _run(self) -> None:
         while not self._stop.wait(self.seconds / 4):
             try:
+                started = lease_clock(self.clock)
                 if not renew_lease(self.sessions, self.name, self.owner, self.clock, self.seconds):
                     log.warning("destination %s: the drain lease was lost; results are recorded only for "
                                 "deliveries still ours", self.name)
                     self._lost.set()
                     return
+                self._valid_until = started + self.seconds
             except Exception:  # the database hiccuped: try again at the next beat, the lease has time left
                 log.exception("destination %s: could not renew the drain lease", self.name)
+
+
+class LeasedTransport(httpx.BaseTransport):
+    """The drain's transport nearest the wire: no request goes out unless the lease holds for the call's timeout."""
+
+    def __init__(self, lease: Heartbeat, call_seconds: float, inner: httpx.BaseTransport):
+        self.lease, self.call_seconds, self.inner = lease, call_seconds, inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.lease.check_before_call(self.call_seconds)
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
