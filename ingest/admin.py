@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
 
-from ingest.admin_params import ID, dry_run_of, json_object_body, page_body, page_parameters
+from ingest.admin_params import (
+    DRY_RUN, ID, PAGE_PARAMETERS, dry_run_of, json_object_body, page_body, page_parameters, query_parameters,
+)
 from ingest.errors import ApiError, answer_503_while_the_database_is_down
 from ingest.event_admin import (
-    BadFilter, EventFilter, event_detail, event_summary, events_page, purged_message, replay_events, replay_matching,
+    FILTER_NAMES, BadFilter, EventFilter, event_detail, event_summary, events_page, purged_message, replay_events,
+    replay_matching,
 )
 from ingest.providers.base import bearer_credentials, secrets_equal
 from ingest.runtime import Runtime
@@ -33,15 +36,14 @@ def require_admin_token():
 
 def _filter(values) -> EventFilter:
     try:
-        return EventFilter.parse(values.get("status"), values.get("source"), values.get("provider"),
-                                 values.get("since"))
+        return EventFilter.parse(**{name: values.get(name) for name in FILTER_NAMES})
     except BadFilter as exc:
         raise ApiError(400, "bad_filter", str(exc)) from None
 
 
 @admin.get("/events")
 def events_index():
-    event_filter = _filter(request.args)
+    event_filter = _filter(query_parameters(*FILTER_NAMES, *PAGE_PARAMETERS))
     limit, before = page_parameters()
     with _runtime().sessions() as session:
         return jsonify(page_body("events", events_page(session, event_filter, limit, before), event_summary))
@@ -73,8 +75,9 @@ def events_replay(event_id: int):
 
 @admin.post("/replay")
 def replay_by_filter():
-    body = json_object_body('{"status": "dead", "dry_run": true}')
-    event_filter = _filter(body)
-    if not any(body.get(key) for key in ("status", "source", "provider", "since")):
-        raise ApiError(400, "bad_filter", "name at least one of status, source, provider, since")
-    return jsonify(replay_matching(_runtime(), event_filter, dry_run_of(body)))
+    body = json_object_body('{"status": "dead", "dry_run": true}', accepted=(*FILTER_NAMES, DRY_RUN))
+    event_filter, dry_run = _filter(body), dry_run_of(body)
+    try:
+        return jsonify(replay_matching(_runtime(), event_filter, dry_run))
+    except BadFilter as exc:  # no filter at all
+        raise ApiError(400, "bad_filter", str(exc)) from None

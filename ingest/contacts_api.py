@@ -1,17 +1,18 @@
 """`/api/contacts`: search contacts by email, phone or identity, and show one contact with everything known (admin)."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify
 
 from crm_sync.contact_detail import contact_detail
 from crm_sync.contacts import find_contact_ids, split_identity
 from crm_sync.normalise import rules_from_settings
 from ingest.admin import require_admin_token
-from ingest.admin_params import ID
+from ingest.admin_params import ID, query_parameters
 from ingest.errors import ApiError, answer_503_while_the_database_is_down
 from ingest.runtime import Runtime
 
 MAX_FOUND = 50
+SEARCH_PARAMETERS = ("email", "phone", "identity")
 
 contacts_api = Blueprint("contacts_api", __name__, url_prefix="/api")
 contacts_api.before_request(require_admin_token)
@@ -24,7 +25,8 @@ def _runtime() -> Runtime:
 
 @contacts_api.get("/contacts")
 def contacts_search():
-    email, phone, identity = (request.args.get(name, "").strip() for name in ("email", "phone", "identity"))
+    given = query_parameters(*SEARCH_PARAMETERS)
+    email, phone, identity = (given.get(name, "").strip() for name in SEARCH_PARAMETERS)
     if not (email or phone or identity):
         raise ApiError(400, "bad_filter", "give email, phone or identity=<kind>:<value>, e.g. ?phone=%2B79161234567")
     kind, _, value = identity.partition(":")

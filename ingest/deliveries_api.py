@@ -1,14 +1,16 @@
 """`/api/deliveries`: deliveries with their reasons, one delivery in detail, retry one or by filter (admin)."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify
 
 from crm_sync.schema import Delivery, DeliveryStatus
 from ingest.admin import require_admin_token
-from ingest.admin_params import ID, dry_run_of, json_object_body, page_body, page_parameters
+from ingest.admin_params import (
+    DRY_RUN, ID, PAGE_PARAMETERS, dry_run_of, json_object_body, page_body, page_parameters, query_parameters,
+)
 from ingest.delivery_admin import (
-    DeliveryFilter, DestinationNotConfigured, deliveries_page, delivery_detail, delivery_summary, require_configured,
-    retry_deliveries, retry_matching,
+    FILTER_NAMES, DeliveryFilter, DestinationNotConfigured, deliveries_page, delivery_detail, delivery_summary,
+    require_configured, retry_deliveries, retry_matching,
 )
 from ingest.errors import ApiError, answer_503_while_the_database_is_down
 from ingest.listing import BadFilter
@@ -25,14 +27,14 @@ def _runtime() -> Runtime:
 
 def _filter(values) -> DeliveryFilter:
     try:
-        return DeliveryFilter.parse(values.get("status"), values.get("destination"))
+        return DeliveryFilter.parse(**{name: values.get(name) for name in FILTER_NAMES})
     except BadFilter as exc:
         raise ApiError(400, "bad_filter", str(exc)) from None
 
 
 @deliveries_api.get("/deliveries")
 def deliveries_index():
-    delivery_filter = _filter(request.args)
+    delivery_filter = _filter(query_parameters(*FILTER_NAMES, *PAGE_PARAMETERS))
     limit, before = page_parameters()
     with _runtime().sessions() as session:
         page = deliveries_page(session, delivery_filter, limit, before)
@@ -59,7 +61,7 @@ def deliveries_retry(delivery_id: int):
 
 @deliveries_api.post("/deliveries/retry")
 def deliveries_retry_matching():
-    body = json_object_body('{"status": "dead", "dry_run": true}')
+    body = json_object_body('{"status": "dead", "dry_run": true}', accepted=(*FILTER_NAMES, DRY_RUN))
     delivery_filter = _filter(body)
     try:
         return jsonify(retry_matching(_runtime(), delivery_filter, dry_run_of(body)))

@@ -6,7 +6,7 @@ deliveries of a configured destination are retried: nothing would ever drain the
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -50,6 +50,10 @@ class DeliveryFilter:
         if self.destination:
             query = query.where(Delivery.destination == self.destination)
         return query
+
+
+# What a delivery filter is given by: query parameters, JSON keys and (as --status …) command-line options.
+FILTER_NAMES = tuple(field.name for field in fields(DeliveryFilter))
 
 
 def deliveries_page(session: Session, delivery_filter: DeliveryFilter, limit: int = 100, before: int | None = None

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import base64
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import func, select
@@ -48,6 +48,10 @@ class EventFilter:
         if self.since:
             query = query.where(Event.received_at >= self.since)
         return query
+
+
+# What an event filter is given by: query parameters, JSON keys and (as --status …) command-line options.
+FILTER_NAMES = tuple(field.name for field in fields(EventFilter))
 
 
 def parse_since(text: str) -> datetime:
@@ -123,7 +127,10 @@ def replay_matching(runtime: Runtime, event_filter: EventFilter, dry_run: bool, 
     """Replay every finished, unpurged event matching the filter (dry run: only count them).
 
     `replayable` is what a real run replays (unless workers finish or claim events in between); purged events and
-    events not finished yet (`not_finished`: received or processing) are counted and left alone."""
+    events not finished yet (`not_finished`: received or processing) are counted and left alone. An empty filter is
+    a BadFilter: replaying every stored event is never what a forgotten or mistyped filter meant."""
+    if event_filter == EventFilter():
+        raise BadFilter(f"name at least one of {', '.join(FILTER_NAMES)}")
     replayable_filter = (Event.status.in_(FINAL_STATUSES), Event.purged_at.is_(None))
     with runtime.sessions() as session:
         counts = session.execute(event_filter.apply(select(

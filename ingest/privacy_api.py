@@ -7,7 +7,7 @@ from crm_sync.erasure import forget_person
 from crm_sync.erasure_matching import DifferentPeople
 from crm_sync.normalise import rules_from_settings
 from ingest.admin import require_admin_token
-from ingest.admin_params import dry_run_of, json_object_body
+from ingest.admin_params import DRY_RUN, dry_run_of, json_object_body
 from ingest.errors import ApiError, answer_503_while_the_database_is_down
 from ingest.runtime import Runtime
 
@@ -20,7 +20,7 @@ answer_503_while_the_database_is_down(privacy_api)
 def forget():
     """Body `{"email": …, "phone": …, "dry_run": true}`; dry_run defaults to true, as for /api/replay. An email and
     a phone that find different contacts: 409 `different_people` with the contacts each finds, nothing erased."""
-    body = json_object_body('{"email": "a@example.com", "dry_run": true}')
+    body = json_object_body('{"email": "a@example.com", "dry_run": true}', accepted=("email", "phone", DRY_RUN))
     email, phone = (body.get(key) for key in ("email", "phone"))
     if not all(value is None or isinstance(value, str) for value in (email, phone)) or not (email or phone):
         raise ApiError(400, "bad_request", "give email and/or phone as strings")

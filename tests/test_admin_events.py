@@ -85,7 +85,7 @@ def test_an_event_in_flight_is_not_replayed(client, runtime, admin_headers, gene
 
 
 def test_bulk_replay_counts_first_and_replays_only_when_asked(client, runtime, admin_headers, generic_headers):
-    for body in (b"bad 1", b"bad 2", b'{"ok": 1}'):
+    for body in (b"bad 1", b"bad 2", b'{"email": "ok@example.com"}'):
         post(client, generic_headers, body)
     for event_id in (1, 2, 3):
         process_event(runtime.sessions, event_id)
@@ -99,7 +99,16 @@ def test_bulk_replay_counts_first_and_replays_only_when_asked(client, runtime, a
 
 def test_bulk_replay_needs_a_filter(client, admin_headers):
     response = client.post("/api/replay", json={"dry_run": False}, headers=admin_headers)
-    assert response.status_code == 400
+    assert (response.status_code, response.json["error"]) == (400, "bad_filter")
+    assert response.json["message"] == "name at least one of status, source, provider, since"
+
+
+def test_bulk_replay_by_provider_alone_counts_that_providers_events(client, runtime, admin_headers, generic_headers):
+    post(client, generic_headers, b"bad")
+    process_event(runtime.sessions, 1)
+    mine = client.post("/api/replay", json={"provider": "generic"}, headers=admin_headers).json
+    others = client.post("/api/replay", json={"provider": "jivo"}, headers=admin_headers).json
+    assert (mine["replayable"], others["matching"]) == (1, 0)
 
 
 def test_a_dry_run_counts_only_what_a_real_run_replays(client, runtime, admin_headers, generic_headers):

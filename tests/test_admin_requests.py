@@ -108,3 +108,72 @@ def test_a_since_whose_plus_arrived_as_a_space_is_read_as_an_offset(client, runt
     far_ahead = client.get("/api/events?since=2999-01-01T09:00:00+03:00", headers=admin_headers)
     assert [event["id"] for event in long_ago.json["events"]] == [1]
     assert (far_ahead.status_code, far_ahead.json["events"]) == (200, [])
+
+
+# --- keys a route does not read: refused, never ignored (a mistyped filter would widen a bulk action) -------------
+
+@pytest.mark.parametrize("path, unknown, accepted", [
+    ("/api/events?statu=dead", "statu", "status, source, provider, since, limit, before"),
+    ("/api/deliveries?destinaton=hubspot-main", "destinaton", "status, destination, limit, before"),
+    ("/api/contacts?emial=a@example.com", "emial", "email, phone, identity"),
+])
+def test_an_unknown_query_parameter_is_400_naming_it_and_those_accepted(client, admin_headers, path, unknown,
+                                                                        accepted):
+    response = client.get(path, headers=admin_headers)
+    assert (response.status_code, response.json["error"]) == (400, "bad_filter")
+    assert response.json["message"] == f'unknown query parameter "{unknown}": accepted are {accepted}'
+
+
+@pytest.mark.parametrize("route, body, unknown, accepted", [
+    ("/api/replay", {"status": "dead", "sourc": "x"}, "sourc", "status, source, provider, since, dry_run"),
+    ("/api/deliveries/retry", {"status": "dead", "destinaton": "x"}, "destinaton", "status, destination, dry_run"),
+    ("/api/forget", {"emai": "a@example.com", "phone": "+79161234567"}, "emai", "email, phone, dry_run"),
+])
+def test_an_unknown_body_key_is_400_naming_it_and_those_accepted(client, admin_headers, route, body, unknown,
+                                                                 accepted):
+    response = client.post(route, json=body, headers=admin_headers)
+    assert (response.status_code, response.json["error"]) == (400, "bad_filter")
+    assert response.json["message"] == f'unknown key "{unknown}": accepted are {accepted}'
+
+
+def test_a_bulk_replay_with_a_mistyped_filter_replays_nothing(client, runtime, admin_headers, generic_headers):
+    from ingest.schema import Event
+
+    post(client, generic_headers, b"not json")
+    process_event(runtime.sessions, 1)
+    response = client.post("/api/replay", json={"status": "dead", "sourc": "elsewhere", "dry_run": False},
+                           headers=admin_headers)
+    assert response.status_code == 400
+    with runtime.sessions() as session:
+        assert session.get(Event, 1).status == "dead"
+
+
+def test_a_mistyped_key_alone_is_named_rather_than_a_filter_asked_for(client, admin_headers):
+    response = client.post("/api/replay", json={"statuss": "dead"}, headers=admin_headers)
+    assert (response.status_code, response.json["error"]) == (400, "bad_filter")
+    assert response.json["message"].startswith('unknown key "statuss"')
+
+
+def test_every_unknown_key_is_named(client, admin_headers):
+    response = client.post("/api/replay", json={"statu": "dead", "sourc": "x"}, headers=admin_headers)
+    assert response.json["message"].startswith('unknown keys "statu", "sourc": ')
+
+
+def test_a_query_parameter_given_twice_is_400_naming_it(client, admin_headers):
+    response = client.get("/api/events?status=dead&status=processed", headers=admin_headers)
+    assert (response.status_code, response.json["error"]) == (400, "bad_filter")
+    assert response.json["message"] == 'give each query parameter once: "status" given more than once'
+
+
+def test_the_parameters_a_route_reads_are_all_accepted_together(client, admin_headers):
+    listed = client.get("/api/events", query_string={"status": "dead", "source": "generic-main", "provider": "generic",
+                                                     "since": "1h", "limit": 5, "before": 10}, headers=admin_headers)
+    replayed = client.post("/api/replay", json={"status": "dead", "source": "generic-main", "provider": "generic",
+                                                "since": "1h", "dry_run": True}, headers=admin_headers)
+    assert (listed.status_code, replayed.status_code) == (200, 200)
+
+
+def test_a_body_of_many_unknown_keys_names_ten_and_counts_the_rest(client, admin_headers):
+    body = {"status": "dead", **{f"k{n:02}": "x" for n in range(25)}}
+    message = client.post("/api/replay", json=body, headers=admin_headers).json["message"]
+    assert message.startswith('unknown keys "k00", "k01", ') and '"k09" and 15 more: accepted are ' in message

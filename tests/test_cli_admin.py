@@ -134,3 +134,55 @@ def _process_planning_deliveries(workdir, event_id: int) -> None:
         runtime.close()
     finally:
         os.chdir(cwd)
+
+
+# --- bulk arguments: the same filters as the API, and errors that say exactly what is accepted -------------------
+
+@pytest.mark.parametrize("bulk_filter", [("--status", "dead"), ("--source", "g"), ("--provider", "generic"),
+                                         ("--since", "1h")])
+def test_a_replay_by_any_one_filter_counts_in_a_dry_run(workdir, bulk_filter):
+    store_requests(workdir, b"broken")
+    result = cli(workdir, "replay", *bulk_filter, "--dry-run")
+    assert (result.returncode, result.stdout.strip()) == (0, "would replay 1 of 1 event(s)"), result.stderr
+
+
+def test_a_replay_by_provider_leaves_other_providers_events_alone(workdir):
+    store_requests(workdir, b"broken")
+    result = cli(workdir, "replay", "--provider", "jivo")
+    assert (result.returncode, result.stdout.strip()) == (0, "replayed 0 of 0 event(s)"), result.stderr
+
+
+def test_a_replay_by_source_alone_replays_its_finished_events(workdir):
+    store_requests(workdir, b"broken")
+    result = cli(workdir, "replay", "--source", "g")
+    assert (result.returncode, result.stdout.strip()) == (0, "replayed 1 of 1 event(s)"), result.stderr
+
+
+@pytest.mark.parametrize("arguments", [(), ("--dry-run",), ("--event", "1", "--status", "dead"),
+                                       ("--event", "1", "--source", "g", "--dry-run")],
+                         ids=["nothing", "dry-run-alone", "event-and-status", "event-and-source"])
+def test_a_replay_needs_an_event_or_a_filter_but_not_both(workdir, arguments):
+    store_requests(workdir, b"broken")
+    result = cli(workdir, "replay", *arguments)
+    assert result.returncode == 2 and result.stdout == ""
+    assert "give --event ID, or --status, --source, --provider and/or --since (not both)" in result.stderr
+
+
+@pytest.mark.parametrize("arguments", [(), ("--dry-run",), ("--destination", "hook"),
+                                       ("--id", "1", "--status", "dead")],
+                         ids=["nothing", "dry-run-alone", "destination-alone", "id-and-status"])
+def test_a_delivery_retry_needs_an_id_or_a_status_but_not_both(workdir, arguments):
+    result = cli(workdir, "deliveries", "retry", *arguments)
+    assert result.returncode == 2 and result.stdout == ""
+    assert "give --id ID, or --status failed or dead with an optional --destination (not both)" in result.stderr
+
+
+def test_retrying_failed_deliveries_by_status_is_accepted(workdir):
+    result = cli(workdir, "deliveries", "retry", "--status", "failed", "--dry-run")
+    assert (result.returncode, result.stdout.strip()) == (0, "would retry 0 of 0 delivery(ies)"), result.stderr
+
+
+def test_retrying_by_a_status_that_cannot_be_retried_is_a_usage_error_naming_those_that_can(workdir):
+    result = cli(workdir, "deliveries", "retry", "--status", "pending", "--dry-run")
+    assert result.returncode == 2 and result.stdout == ""
+    assert "'--status'" in result.stderr and "give status failed or dead" in result.stderr

@@ -69,31 +69,52 @@ def deliveries_show(delivery_id: int) -> None:
 
 @deliveries.command("retry")
 @click.option("--id", "delivery_id", type=DELIVERY_ID, help="retry this one delivery")
-@click.option("--status", help="retry every delivery with this status: dead or failed")
-@click.option("--destination")
+@click.option("--status", help="retry every delivery with this status: failed or dead")
+@click.option("--destination", help="with --status: only the deliveries to this destination")
 @click.option("--dry-run", is_flag=True, help="only count what would be retried")
 def deliveries_retry(delivery_id, status, destination, dry_run) -> None:
-    """Send failed or dead deliveries again with the current data (idempotent: never a duplicate in the CRM)."""
-    from ingest.delivery_admin import DestinationNotConfigured, retry_deliveries, retry_matching
-    from ingest.event_admin import BadFilter
+    """Send failed or dead deliveries again with the current data (idempotent: never a duplicate in the CRM).
 
-    if delivery_id is None and not status:
-        raise click.UsageError("give --id ID, or --status dead (with optional --destination)")
+    One delivery (--id), or every delivery with --status (failed or dead), of one --destination if given, as
+    POST /api/deliveries/retry."""
+    # An --id with filters would ignore them; a --destination alone names no status to retry.
+    if (delivery_id is not None and (status or destination)) or (delivery_id is None and not status):
+        raise click.UsageError(_retry_usage())
     runtime = _runtime()
     if delivery_id is not None:
-        _refuse_what_cannot_be_retried(runtime, delivery_id)
-        if dry_run:
-            click.echo(f"would retry delivery {delivery_id}")
-            return
-        if not retry_deliveries(runtime, [delivery_id]):  # a drainer or another retry changed it since the check
-            raise click.ClickException(f"delivery {delivery_id} was not retried: it changed meanwhile; see "
-                                       f"`crm-ingest deliveries show {delivery_id}`")
-        click.echo(f"retrying delivery {delivery_id}")
+        _retry_one(runtime, delivery_id, dry_run)
+    else:
+        _retry_matching(runtime, _delivery_filter(status, destination), dry_run)
+
+
+def _retry_usage() -> str:
+    from crm_sync.schema import DeliveryStatus
+
+    return (f"give --id ID, or --status {' or '.join(DeliveryStatus.RETRIABLE)} with an optional --destination "
+            f"(not both); --dry-run only counts")
+
+
+def _retry_one(runtime, delivery_id: int, dry_run: bool) -> None:
+    from ingest.delivery_admin import retry_deliveries
+
+    _refuse_what_cannot_be_retried(runtime, delivery_id)
+    if dry_run:
+        click.echo(f"would retry delivery {delivery_id}")
         return
+    if not retry_deliveries(runtime, [delivery_id]):  # a drainer or another retry changed it since the check
+        raise click.ClickException(f"delivery {delivery_id} was not retried: it changed meanwhile; see "
+                                   f"`crm-ingest deliveries show {delivery_id}`")
+    click.echo(f"retrying delivery {delivery_id}")
+
+
+def _retry_matching(runtime, delivery_filter, dry_run: bool) -> None:
+    from ingest.delivery_admin import DestinationNotConfigured, retry_matching
+    from ingest.listing import BadFilter
+
     try:
-        outcome = retry_matching(runtime, _delivery_filter(status, destination), dry_run)
-    except BadFilter as exc:
-        raise click.BadParameter(str(exc)) from None
+        outcome = retry_matching(runtime, delivery_filter, dry_run)
+    except BadFilter as exc:  # a status that cannot be retried
+        raise click.BadParameter(str(exc), param_hint="'--status'") from None
     except DestinationNotConfigured as exc:
         raise click.ClickException(str(exc)) from None
     verb = "would retry" if dry_run else "retrying"

@@ -72,29 +72,50 @@ def events_show(event_id: int) -> None:
 @click.command()
 @click.option("--event", "event_id", type=EVENT_ID, help="replay this one event")
 @click.option("--status", help="replay every event with this status (usually dead)")
-@click.option("--source")
-@click.option("--since", help=SINCE_HELP)
+@click.option("--source", help="replay every event of this source")
+@click.option("--provider", help="replay every event of this provider")
+@click.option("--since", help=f"replay every event received since: {SINCE_HELP}")
 @click.option("--dry-run", is_flag=True, help="only count what would be replayed")
-def replay(event_id, status, source, since, dry_run) -> None:
+def replay(event_id, status, source, provider, since, dry_run) -> None:
     """Re-run the current code over stored requests (idempotent: a replay never duplicates).
 
-    Only finished events (processed, ignored, dead) whose raw request is kept can be replayed."""
-    from ingest.event_admin import replay_events, replay_matching
-
-    if event_id is None and not status:
-        raise click.UsageError("give --event ID, or --status (with optional --source/--since)")
+    One event (--event), or every event matching the filters given (--status, --source, --provider, --since; at
+    least one, all must match), as POST /api/replay. Only finished events (processed, ignored, dead) whose raw
+    request is kept can be replayed."""
+    # Both, or neither: an --event with filters would ignore them, and no filter at all would mean every event.
+    if (event_id is not None) == any((status, source, provider, since)):
+        raise click.UsageError(_replay_usage())
     runtime = _runtime()
     if event_id is not None:
-        _refuse_what_cannot_be_replayed(runtime, event_id)
-        if dry_run:
-            click.echo(f"would replay event {event_id}")
-            return
-        if not replay_events(runtime, [event_id]):  # a worker claimed it, or it was purged, since the check
-            raise click.ClickException(f"event {event_id} was not replayed: it changed meanwhile; see "
-                                       f"`crm-ingest events show {event_id}`")
-        click.echo(f"replayed event {event_id}")
+        _replay_one(runtime, event_id, dry_run)
+    else:
+        _replay_matching(runtime, _event_filter(status, source, provider, since), dry_run)
+
+
+def _replay_usage() -> str:
+    from ingest.event_admin import FILTER_NAMES
+
+    options = [f"--{name}" for name in FILTER_NAMES]
+    return f"give --event ID, or {', '.join(options[:-1])} and/or {options[-1]} (not both); --dry-run only counts"
+
+
+def _replay_one(runtime, event_id: int, dry_run: bool) -> None:
+    from ingest.event_admin import replay_events
+
+    _refuse_what_cannot_be_replayed(runtime, event_id)
+    if dry_run:
+        click.echo(f"would replay event {event_id}")
         return
-    outcome = replay_matching(runtime, _event_filter(status, source, None, since), dry_run)
+    if not replay_events(runtime, [event_id]):  # a worker claimed it, or it was purged, since the check
+        raise click.ClickException(f"event {event_id} was not replayed: it changed meanwhile; see "
+                                   f"`crm-ingest events show {event_id}`")
+    click.echo(f"replayed event {event_id}")
+
+
+def _replay_matching(runtime, event_filter, dry_run: bool) -> None:
+    from ingest.event_admin import replay_matching
+
+    outcome = replay_matching(runtime, event_filter, dry_run)
     verb, count = ("would replay", outcome["replayable"]) if dry_run else ("replayed", outcome["replayed"])
     click.echo(f"{verb} {count} of {outcome['matching']} event(s){_left_alone(outcome)}")
 
