@@ -2,18 +2,17 @@
 CLI.
 
 SQLite is the zero-setup default and PostgreSQL the production store; the code paths are the same, with the dialect
-differences (upsert statement, SQLite pragmas and explicit BEGIN, autocommit through the driver) kept here.
+differences (upsert statement, autocommit through the driver) kept here, and SQLite's own (which engine may create
+its file, pragmas and explicit BEGIN, lock waits) in ingest.sqlite_db.
 """
 from __future__ import annotations
 
-import sqlite3
-import time
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
-from sqlalchemy import Engine, Executable, create_engine, event
+from sqlalchemy import Engine, Executable, create_engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.dialects import postgresql, sqlite
@@ -21,13 +20,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from ingest.kept_connections import kept_connections
+from ingest.sqlite_db import BUSY_TIMEOUT_SECONDS, WRITES, configure_sqlite, engine_url, lock_wait_at_most
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-# Execution option of the connections `transaction` works on: their transactions will write.
-WRITES = "crm_ingest_writes"
 # libpq's: a server or network path that went silent breaks the connection instead of holding it forever. Keepalives
 # find a dead peer while a statement waits for its answer (after 30 + 3 x 10 s; a slow statement still answers the
 # probes), tcp_user_timeout one that stopped acknowledging what was sent (30 s).
@@ -36,15 +34,16 @@ LIBPQ_DEAD_PEER_OPTIONS = {"keepalives": 1, "keepalives_idle": 30, "keepalives_i
 LIBPQ_DRIVERS = ("psycopg", "psycopg2")
 
 
-def make_engine(database_url: str, **kwargs) -> Engine:
+def make_engine(database_url: str, *, create_sqlite_file: bool = True, **kwargs) -> Engine:
+    """An engine on the database; on SQLite, `create_sqlite_file=False` opens only a file that exists, for the
+    commands that must not leave an empty database behind (see ingest.sqlite_db)."""
     url = make_url(database_url)
     # Statement errors go to the log, and their parameters hold request bodies and credentials (Roistat's token).
     kwargs.setdefault("hide_parameters", True)
     if url.get_backend_name() == "sqlite":
-        if url.database and url.database != ":memory:":
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
-        _configure_sqlite(engine)
+        engine = create_engine(engine_url(url, create_sqlite_file), connect_args={"timeout": BUSY_TIMEOUT_SECONDS},
+                               **kwargs)
+        configure_sqlite(engine)
         return engine
     # No pre-ping: it costs a round trip per checkout on the ingress hot path. After a database restart each stale
     # pooled connection fails once (the web answers 503 and the provider retries; a task retries) and is replaced.
@@ -56,48 +55,6 @@ def make_engine(database_url: str, **kwargs) -> Engine:
         dead_peer = LIBPQ_DEAD_PEER_OPTIONS if url.get_driver_name() in LIBPQ_DRIVERS else {}
         kwargs.setdefault("connect_args", {"connect_timeout": 5, **dead_peer})
     return create_engine(url, **kwargs)
-
-
-WAL_SWITCH_TRIES = 100
-
-
-def _journal_in_wal(cursor) -> None:
-    """`PRAGMA journal_mode=WAL`, again while another connection holds the lock it needs. Switching a new database's
-    journal needs an exclusive lock, and SQLite answers "database is locked" at once rather than wait the busy
-    timeout when another connection (a second `migrate` started at the same moment) is doing the same."""
-    for attempt in range(1, WAL_SWITCH_TRIES + 1):
-        try:
-            cursor.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or attempt == WAL_SWITCH_TRIES:
-                raise
-            time.sleep(0.05)
-
-
-def _configure_sqlite(engine: Engine) -> None:
-    """WAL for concurrent readers, a busy timeout for writers, and transactions SQLAlchemy really controls.
-
-    pysqlite by default opens a transaction only before a write, so a read-then-write could see stale rows; the
-    SQLAlchemy-documented recipe below turns that off and emits BEGIN itself.
-    """
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record):
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA busy_timeout=30000")
-        _journal_in_wal(cursor)
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection):
-        # A transaction that reads and then writes takes the write lock at BEGIN: asking for it after a read while
-        # another connection holds it fails at once with "database is locked" (SQLite's busy timeout does not wait
-        # there; waiting could not help a snapshot that the other writer is about to make stale).
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if connection.get_execution_options().get(WRITES) else "BEGIN")
 
 
 def make_sessions(engine: Engine, bind: Engine | None = None) -> sessionmaker[Session]:
@@ -152,10 +109,8 @@ def alembic_config(database_url: str) -> Config:
 
 
 def migrate(database_url: str, revision: str = "head") -> None:
-    """Bring any database, empty or older, up to `revision`."""
-    url = make_url(database_url)
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    """Bring any database, empty or older, up to `revision`; a SQLite file is created (with its folder) by the
+    migration's engine (env.py), the one engine of the service that creates it."""
     from alembic import command
 
     command.upgrade(alembic_config(database_url), revision)
@@ -189,9 +144,10 @@ def driver_message(exc: BaseException) -> str:
     return (str(cause).strip().splitlines() or [type(cause).__name__])[0]
 
 
-def execute_committed_rows(engine: Engine, statement: Executable, values: dict, first_only: bool = False
-                           ) -> list[Sequence]:
+def execute_committed_rows(engine: Engine, statement: Executable, values: dict, first_only: bool = False,
+                           lock_wait: float | None = None) -> list[Sequence]:
     """Run one statement as its own committed transaction; the rows it returned (only the first, `first_only`).
+    On SQLite it waits at most `lock_wait` seconds for another writer's lock (None: the busy timeout).
 
     On PostgreSQL in autocommit mode the statement is its own transaction: the server commits (and with
     synchronous_commit flushes) it before it reports ready, and psycopg returns only after that report, so a row in
@@ -205,7 +161,7 @@ def execute_committed_rows(engine: Engine, statement: Executable, values: dict, 
         with engine.connect() as connection:
             result = connection.execution_options(isolation_level="AUTOCOMMIT").execute(statement, values)
             return _rows(result, first_only)
-    with engine.begin() as connection:
+    with engine.connect() as connection, lock_wait_at_most(connection, lock_wait), connection.begin():
         return _rows(connection.execute(statement, values), first_only)
 
 

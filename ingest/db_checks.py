@@ -13,6 +13,7 @@ import re
 import socket
 import threading
 from functools import lru_cache
+from pathlib import Path
 from typing import Callable, TypeVar
 from weakref import WeakKeyDictionary
 
@@ -20,6 +21,7 @@ from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.pool import NullPool
 
 from ingest.db import MIGRATIONS_DIR, make_engine
+from ingest.sqlite_db import sqlite_file
 
 # Below the database's connect_timeout (5 s), so that a server that stopped answering reads as "timeout".
 CHECK_SECONDS = 3.0
@@ -132,3 +134,26 @@ def code_revisions() -> tuple[frozenset[str], frozenset[str]]:
         if down:
             replaced.update(_QUOTED.findall(down.group(1)))
     return frozenset(revisions - replaced), frozenset(revisions)
+
+
+def missing_sqlite_database(database_url: str, config_file: Path, config_named: bool) -> str | None:
+    """What a person needs to know when the SQLite database the configuration names is not there; None when it is,
+    or when the store is not a SQLite file. `config_named`: CRM_INGEST_CONFIG chose `config_file`.
+
+    Relative paths are the current directory's, also when the configuration file lives elsewhere: a command run in
+    another directory finds no database there, which must not read as a store to create."""
+    path = sqlite_file(database_url)
+    if path is None or path.exists():
+        return None
+    create = "or run `crm-ingest migrate` to create a new one"
+    if path.is_absolute():
+        return f"no database at {path}: check database_url, {create}"
+    where = f"no database at {path.absolute()} (relative to the current directory {Path.cwd()})"
+    if config_file.exists():
+        return f"{where}; relative paths are taken from the current directory, not from the folder of " \
+               f"{config_file.absolute()}: run from the directory that holds {path}, write an absolute path in " \
+               f"database_url, {create}"
+    missing_config = f"no config file at {config_file.absolute()}" if config_named \
+        else f"no {config_file} here"
+    return f"{where}; {missing_config} either: run from the directory where `crm-ingest dev` wrote it, set " \
+           f"CRM_INGEST_CONFIG, {create}"

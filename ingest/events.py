@@ -21,8 +21,14 @@ from ingest.group_commit import GroupCommit
 from ingest.metrics import STORE_BATCH_EVENTS
 from ingest.providers.base import RawRequest
 from ingest.schema import FINAL_STATUSES, Event, EventStatus, utcnow
+from ingest.sqlite_db import sqlite_busy
 
 ALWAYS_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+# On SQLite, how long a webhook's INSERT waits for another writer's lock (a CLI command, a worker's transaction)
+# before the request is answered 503 for the provider to retry. Everything else waits the 30 s busy timeout, but
+# providers stop listening well before that (Jivo after about 3 s): an answer after it reaches nobody. PostgreSQL
+# has no such lock, and ignores it.
+INGRESS_LOCK_WAIT_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -75,7 +81,7 @@ def event_writer(engine: Engine) -> GroupCommit:
             entry = _writers.get(engine)
             if entry is None or entry[0] != os.getpid():
                 group = GroupCommit(lambda rows: _upsert_rows(engine, rows), MAX_EVENTS_PER_STATEMENT,
-                                    STORE_BATCH_EVENTS.observe)
+                                    STORE_BATCH_EVENTS.observe, fails_every_write=sqlite_busy)
                 entry = _writers[engine] = (os.getpid(), group)
     return entry[1]
 
@@ -85,7 +91,8 @@ def _upsert_rows(engine: Engine, rows: list[dict]) -> list[tuple[int, int, datet
     received_at), in the order given."""
     values = {f"{name}_r{index}": value
               for index, row in enumerate(rows) for name, value in _driver_values(engine, row).items()}
-    returned = execute_committed_rows(engine, _upsert_statement(engine, len(rows)), values)
+    returned = execute_committed_rows(engine, _upsert_statement(engine, len(rows)), values,
+                                      lock_wait=INGRESS_LOCK_WAIT_SECONDS)
     by_key = {(source, dedup_key): (event_id, duplicates, received_at)
               for event_id, duplicates, received_at, source, dedup_key in returned}
     return [by_key[row["source"], row["dedup_key"]] for row in rows]

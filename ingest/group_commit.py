@@ -44,13 +44,19 @@ class GroupCommit(Generic[Row, Result]):
 
     `write_batch` gets rows with distinct keys (a second row with a key already in the batch waits for the next
     one, so that it sees the first one committed) and returns one result per row, in order, or raises.
+
+    A failed batch is written again row by row, so that one bad row fails only its own submitter; but an error for
+    which `fails_every_write` is true (the database busy) fails the batch and every row queued behind it at once:
+    their writes would only wait as long again, while their senders wait for an answer.
     """
 
     def __init__(self, write_batch: Callable[[list[Row]], Sequence[Result]], max_batch: int = 64,
-                 on_batch: Callable[[int], None] | None = None):
+                 on_batch: Callable[[int], None] | None = None,
+                 fails_every_write: Callable[[BaseException], bool] = lambda _error: False):
         self._write_batch = write_batch
         self.max_batch = max_batch
         self._on_batch = on_batch
+        self._fails_every_write = fails_every_write
         self._lock = threading.Lock()
         self._queue: deque[_Waiter[Row, Result]] = deque()
 
@@ -81,10 +87,13 @@ class GroupCommit(Generic[Row, Result]):
         try:
             results = self._write_batch([waiter.row for waiter in batch])
         except BaseException as exc:
-            if len(batch) > 1:
-                log.warning("a write of %d rows together failed (%s); each is written alone", len(batch),
-                            type(exc).__name__)
-            self._finish(batch, None, exc)
+            if self._fails_every_write(exc):
+                self._fail_everyone_waiting(exc)
+            else:
+                if len(batch) > 1:
+                    log.warning("a write of %d rows together failed (%s); each is written alone", len(batch),
+                                type(exc).__name__)
+                self._finish(batch, None, exc)
         else:
             self._finish(batch, results, None)
         if self._on_batch is not None:
@@ -99,6 +108,17 @@ class GroupCommit(Generic[Row, Result]):
             batch.append(waiter)
             keys.add(waiter.key)
         return batch
+
+    def _fail_everyone_waiting(self, error: BaseException) -> None:
+        """The leader's batch and every row queued behind it fail with `error`. A row submitted from now on finds
+        the queue empty and writes at once: by then the database may take it."""
+        with self._lock:
+            waiting = list(self._queue)  # the leader first
+            self._queue.clear()
+        for index, waiter in enumerate(waiting):
+            waiter.error, waiter.done = error, True
+            if index:
+                waiter.wake.release()
 
     def _finish(self, batch: list[_Waiter[Row, Result]], results: Sequence[Result] | None,
                 error: BaseException | None) -> None:

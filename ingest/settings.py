@@ -183,16 +183,28 @@ def configured_data_dir(env: Mapping[str, str] | None = None) -> Path | None:
     """The configuration's data_dir, read before the rest is validated: validating the sources imports their
     provider modules, and with them prometheus_client, which must find the web's metrics folder already set (see
     workers.web.prepare_metrics_dir). None if the file cannot be read; loading the settings then says why."""
+    value = _configured_string("data_dir", os.environ if env is None else env)
+    return Path(value) if value is not None else None
+
+
+def configured_database_url(env: Mapping[str, str] | None = None) -> str | None:
+    """The configuration's database_url (DATABASE_URL before it), read as configured_data_dir reads data_dir: for
+    `crm-ingest web` to find a missing SQLite database before it prepares its metrics folder."""
     env = os.environ if env is None else env
+    return env.get("DATABASE_URL") or _configured_string("database_url", env)
+
+
+def _configured_string(key: str, env: Mapping[str, str]) -> str | None:
+    """A top-level string of the configuration file (or its default), variables expanded; None if it cannot be
+    read."""
     path = config_path(env)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     except tomllib.TOMLDecodeError:
         return None
     problems: list[str] = []
-    written = raw.get("data_dir", str(Settings.model_fields["data_dir"].default))
-    value = expand_env(written, env, "data_dir", problems)
-    return Path(value) if isinstance(value, str) and not problems else None
+    value = expand_env(raw.get(key, str(Settings.model_fields[key].default)), env, key, problems)
+    return value if isinstance(value, str) and not problems else None
 
 
 def settings_from_dict(raw: dict[str, Any], env: Mapping[str, str] | None = None) -> Settings:

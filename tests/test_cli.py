@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -120,6 +121,8 @@ def test_migrate_on_a_database_newer_than_this_version_says_to_upgrade_crm_inges
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_events_list_on_a_database_never_migrated_says_to_run_migrate(kind, tmp_path, request):
+    if kind == "sqlite":
+        sqlite3.connect(tmp_path / "never-migrated.db").close()  # an empty database: a missing one is another case
     url = f"sqlite:///{tmp_path}/never-migrated.db" if kind == "sqlite" else request.getfixturevalue(
         "empty_postgres_schema_url")
     (tmp_path / "crm-ingest.toml").write_text(f'database_url = "{url}"\n')

@@ -143,3 +143,36 @@ def test_the_batch_sizes_are_reported():
     queue_behind_first(group, writes, "a", [("b", "b"), ("c", "c")])
 
     assert sizes == [1, 2]
+
+
+class Busy(Exception):
+    """Stands for an error every write made now would meet too (SQLite's "database is locked")."""
+
+
+def first_write_finds_the_database_busy(writes: GatedWrites):
+    def write(rows: list[str]) -> list[str]:
+        if len(writes.batches) == 0:
+            writes(rows)
+            raise Busy("database is locked")
+        return writes(rows)
+
+    return write
+
+
+def test_an_error_every_write_would_meet_fails_the_rows_queued_behind_at_once_unwritten():
+    writes = GatedWrites()
+    group = GroupCommit(first_write_finds_the_database_busy(writes), fails_every_write=lambda exc: isinstance(exc, Busy))
+
+    futures = queue_behind_first(group, writes, "a", [("b", "b"), ("c", "c")])
+
+    assert all(isinstance(future.exception(), Busy) for future in futures)
+    assert writes.batches == [["a"]]  # neither as a batch nor row by row: each would only wait as long again
+
+
+def test_a_row_submitted_after_such_a_failure_is_written():
+    writes = GatedWrites()
+    group = GroupCommit(first_write_finds_the_database_busy(writes), fails_every_write=lambda exc: isinstance(exc, Busy))
+    queue_behind_first(group, writes, "a", [("b", "b")])
+
+    assert group.submit("d", "d") == "stored d"
+    assert group.queued() == 0

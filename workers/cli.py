@@ -6,7 +6,9 @@ import sys
 
 import click
 
-from ingest.settings import ConfigError, Settings, config_path, configured_data_dir, load_settings, mask_url
+from ingest.settings import (ConfigError, Settings, config_path, configured_data_dir, configured_database_url,
+                             load_settings, mask_url)
+from workers.cli_database import DatabaseErrorsInOneLine, require_database
 from workers.observability import log_format_option
 
 QUEUES = "ingest,deliver,maintenance"
@@ -29,58 +31,23 @@ def _settings() -> Settings:
 
 
 def _runtime():
+    from ingest.db import make_engine
     from ingest.runtime import Runtime
 
-    return Runtime(_settings())
-
-
-class _Commands(click.Group):
-    """Runs every command so that a database it cannot reach is one line and a non-zero exit, not a traceback."""
-
-    def invoke(self, ctx: click.Context):
-        from sqlalchemy.exc import SQLAlchemyError
-
-        from ingest.db import database_unavailable, driver_message
-
-        try:
-            return super().invoke(ctx)
-        except SQLAlchemyError as exc:
-            if schema_missing(exc):
-                raise click.ClickException(f"the database at {_database_shown()} has no crm-ingest schema (or is "
-                                           f"older than this version): run crm-ingest migrate") from None
-            if not database_unavailable(exc):
-                raise
-            raise click.ClickException(f"the database at {_database_shown()} is unavailable: "
-                                       f"{driver_message(exc)}") from None
-
-
-# PostgreSQL's undefined_table and undefined_column; sqlite3 says the same in words.
-_MISSING_SCHEMA_STATES = ("42P01", "42703")
-_MISSING_SCHEMA_WORDS = ("no such table", "no such column", "has no column named")
-
-
-def schema_missing(exc: BaseException) -> bool:
-    """Whether a database error means a table or column this code expects is not there: never migrated, or older."""
-    cause = getattr(exc, "orig", None)
-    if cause is None:
-        return False
-    if getattr(cause, "sqlstate", None) in _MISSING_SCHEMA_STATES:  # psycopg
-        return True
-    return type(cause).__module__.startswith("sqlite3") and any(words in str(cause).lower()
-                                                                for words in _MISSING_SCHEMA_WORDS)
-
-
-def _database_shown() -> str:
-    try:
-        return mask_url(load_settings().database_url)
-    except ConfigError:
-        return "database_url"
+    settings = _settings()
+    # A command works on the store that is there: only migrate (and dev) create one. An empty database created by a
+    # command run in the wrong directory, and its advice to migrate it, made the user's data look gone. Said before
+    # anything is built (the embedded broker's folders); the engine's `mode=rw` makes sure nothing is created.
+    require_database(settings.database_url)
+    runtime = Runtime(settings)
+    runtime.engine = make_engine(settings.database_url, create_sqlite_file=False)
+    return runtime
 
 
 PRIVATE_UMASK = 0o077
 
 
-@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=DatabaseErrorsInOneLine, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """crm-ingest: live-chat and lead webhooks in, deduplicated contacts and leads out."""
     # What the service writes holds webhooks' personal data and credentials (the SQLite store with its -wal and
@@ -124,6 +91,7 @@ def web(host: str, port: int, workers: int, threads: int, cpu_affinity: bool, lo
     from workers.observability import setup_logging_for
     from workers.web import prepare_metrics_dir, serve
 
+    require_database(configured_database_url())  # before anything is made under data_dir
     data_dir = configured_data_dir()
     if data_dir is not None:  # first: loading the settings imports the metrics, which read the folder's variable
         prepare_metrics_dir(data_dir)
@@ -153,6 +121,7 @@ def worker(concurrency: int, queues: str, metrics_port: int | None, metrics_host
     if not any(arg.startswith(("--loglevel", "-l")) for arg in celery_args):
         argv.append("--loglevel=INFO")
     settings = _settings()
+    require_database(settings.database_url)
     folder = prepare_worker_folder(settings.data_dir, metrics_port)  # before any metric exists in this process
     if metrics_port:
         start_worker_metrics_server(folder, metrics_host, metrics_port)
@@ -171,6 +140,7 @@ def beat(log_format: str | None, quiet_maintenance_logs: bool, celery_args: tupl
     from workers.observability import hand_celery_logging_to_us
 
     settings = _settings()
+    require_database(settings.database_url)
     hand_celery_logging_to_us(settings, log_format)
     _quiet_maintenance(quiet_maintenance_logs)
     Runtime(settings).celery.start(["beat", "--loglevel=INFO", *celery_args])
