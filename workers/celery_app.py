@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from celery import Celery
 from celery.schedules import crontab
@@ -16,6 +17,7 @@ from ingest.retention import PURGE_TASK
 
 if TYPE_CHECKING:
     from ingest.runtime import Runtime
+    from ingest.settings import Settings
 
 # Longer than any countdown we use, so Redis never hands a task to a second worker while the first still has it;
 # lost messages are the relay's job, not the visibility timeout's.
@@ -34,7 +36,7 @@ def create_celery(runtime: "Runtime") -> Celery:
     settings = runtime.settings
     app = Celery("crm_ingest", set_as_current=False)
     app.conf.update(
-        broker_url=settings.broker_url,
+        broker_url=_broker_url(settings),
         broker_transport_options=_transport_options(runtime),
         broker_connection_timeout=settings.publish_timeout_seconds,
         broker_connection_retry_on_startup=True,
@@ -76,6 +78,17 @@ def create_celery(runtime: "Runtime") -> Celery:
 
     register_tasks(app)
     return app
+
+
+def _broker_url(settings: "Settings") -> str:
+    """The broker URL kombu is given. kombu warns "No hostname was supplied. Reverting to default 'localhost'" each
+    time it describes a connection whose URL has none, as the embedded broker's `filesystem://` has not; the
+    filesystem transport ignores the host, and with the one kombu would use written in, the connection is the same
+    (same parameters, same filesystem://:**@localhost// in the worker's banner) without the warning."""
+    parts = urlsplit(settings.broker_url)
+    if settings.uses_embedded_broker and not parts.netloc:
+        return parts._replace(netloc="localhost").geturl()
+    return settings.broker_url
 
 
 def _transport_options(runtime: "Runtime") -> dict:

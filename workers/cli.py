@@ -70,12 +70,15 @@ def _quiet_maintenance(quiet: bool) -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--public-url", metavar="URL",
+              help="the https address providers reach this machine at (a reverse proxy or a tunnel): the printed "
+                   "provider URLs are built on it")
 @log_format_option
-def dev(host: str, port: int, log_format: str | None) -> None:
+def dev(host: str, port: int, public_url: str | None, log_format: str | None) -> None:
     """Web, worker and beat in one process tree; writes a starter config on first run. Ctrl-C stops all."""
     from workers.dev import run_dev
 
-    sys.exit(run_dev(host, port, log_format))
+    sys.exit(run_dev(host, port, log_format, public_url))
 
 
 @main.command()

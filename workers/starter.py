@@ -5,9 +5,17 @@ import json
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ingest.providers import PROVIDERS, get_provider
 from ingest.settings import Settings
+
+# Addresses that mean "every interface" to bind() and that nothing can connect to, each with the loopback address
+# that reaches such a listener from this machine.
+WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}
+# Providers that run only as hosted services, calling from the internet: a loopback or private address never reaches
+# this machine from there (Rocket.Chat also runs self-hosted, which may be on the same network).
+HOSTED_PROVIDERS = {"jivo": "JivoChat", "livechat": "LiveChat", "rocketchat": "Rocket.Chat Cloud", "roistat": "Roistat"}
 
 
 def starter_config_text() -> str:
@@ -48,3 +56,36 @@ def setup_lines(settings: Settings, base_url: str) -> list[str]:
         provider = get_provider(source.provider)
         lines.append(f"{source.name} ({provider.name}): {provider.setup_instructions(source_url(base_url, source), source)}")
     return lines
+
+
+def local_base_url(host: str, port: int) -> str:
+    """The web process's address as seen from this machine: a wildcard bind is reached on the loopback."""
+    host = WILDCARD_HOSTS.get(host, host)
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def public_base_url(url: str) -> str:
+    """`url` checked as the base every printed provider URL is built on; ValueError says what is wrong with it.
+
+    A path is kept (a reverse proxy may serve the service under one); a query, a fragment or credentials would land in
+    the middle of every URL built on it, and a URL that already ends in /hooks/... would get a second one.
+    """
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{url!r} is not an http(s) address with a host, such as https://hooks.example.com")
+    try:
+        parts.port  # raises on a port that is not a number
+    except ValueError:
+        raise ValueError(f"{url!r} has a port that is not a number") from None
+    if parts.query or parts.fragment or "@" in parts.netloc:
+        raise ValueError(f"{url!r}: give the address alone, with no ?query, #fragment or user@")
+    if "hooks" in parts.path.split("/"):
+        raise ValueError(f"{url!r}: give the address the service is served at, without /hooks/...: "
+                         "each source's own path is added to it")
+    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+
+
+def hosted_providers(settings: Settings) -> list[str]:
+    """The names of the configured providers that call from the internet only."""
+    configured = {source.provider for source in settings.sources.values()}
+    return [label for name, label in HOSTED_PROVIDERS.items() if name in configured]
