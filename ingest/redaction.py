@@ -23,7 +23,15 @@ CUT_MARK = "…[{} characters cut]…"
 # email's local part is read whole, however long: RFC 5321's 64 characters bound a valid address, not what a sender
 # writes, and an address too long to be valid is still that person's.
 _LOCAL_PART = r"[\w.!#$%&'*+/=?^`{|}~-]"
-_EMAIL = re.compile(r"(?<!%s)%s+@[\w-]+(?:\.[\w-]+)+" % (_LOCAL_PART, _LOCAL_PART))
+# A local part may hold ' ` and { (o'brien@…), but one that starts with them is, in a log line, an address in quotes
+# ('ivan@mail.ru', `…`, a Python set {'…'}), or in quotes after a key (email='…' in a repr): those stay outside the
+# mask, so the quotes around it stay balanced (a rare address that really starts with one shows just that character).
+# Every part is possessive (read once, never given back), so a run is still read in one pass from its start.
+_OPENING = r"['`{]"
+_NOT_OPENING = r"[\w.!#$%&*+/=?^|}~-]"
+_EMAIL = re.compile(
+    r"(?<!{lp})(?P<before>(?:{plain}*+(?<==)(?={opening}))?+{opening}*+)(?P<address>{lp}++@[\w-]+(?:\.[\w-]+)+)"
+    .format(lp=_LOCAL_PART, plain=_NOT_OPENING, opening=_OPENING))
 # A run of digits with the separators people write phones with; not glued to a word, a UUID group or a decimal.
 _PHONE_CANDIDATE = re.compile(r"(?<![\w+\-.])\+?\(?\d[\d ()\-.]{5,24}\d(?![\w\-])")
 _DECIMAL = re.compile(r"\d+\.\d+")
@@ -60,7 +68,7 @@ def redact(text: str) -> str:
         return text
     text = _PYDANTIC_INPUT.sub("input_value=" + TEXT_MASK, text)
     text = _QUOTED_TEXT.sub(_mask_quoted, text)
-    text = _EMAIL.sub(EMAIL_MASK, text)
+    text = _EMAIL.sub(r"\g<before>" + EMAIL_MASK, text)
     return _PHONE_CANDIDATE.sub(_mask_phone, text)
 
 
@@ -94,7 +102,7 @@ def looks_like_phone(candidate: str) -> bool:
 
 
 def emails_in(text: str) -> list[str]:
-    return _EMAIL.findall(text)
+    return [match.group("address") for match in _EMAIL.finditer(text)]
 
 
 def phones_in(text: str) -> list[str]:

@@ -36,7 +36,8 @@ def queued_event_ids(runtime) -> list[int]:
 def post_events(runtime, count: int) -> None:
     client = make_client(runtime)
     for n in range(count):
-        response = client.post("/hooks/generic-main", data=json.dumps({"n": n}).encode(), headers=HEADERS)
+        response = client.post("/hooks/generic-main", data=json.dumps({"email": f"n{n}@example.com"}).encode(),
+                               headers=HEADERS)
         assert response.status_code == 200
 
 

@@ -45,7 +45,7 @@ def test_an_event_reaches_a_real_worker_through_the_embedded_broker(runtime, cli
 def test_events_reach_a_real_worker_through_a_broker_server(server_runtime):
     client = make_client(server_runtime)
     for n in range(5):
-        client.post("/hooks/generic-main", data=json.dumps({"n": n}).encode(), headers=HEADERS)
+        client.post("/hooks/generic-main", data=json.dumps({"email": f"n{n}@example.com"}).encode(), headers=HEADERS)
     with running_worker(server_runtime):
         wait_until(lambda: all(event_row(server_runtime, i).status == "processed" for i in range(1, 6)),
                    what="five events processed")
@@ -221,11 +221,11 @@ def test_rabbitmq_hands_a_killed_workers_message_back_without_the_relay(slow_run
 def test_a_worker_consumes_again_after_rabbitmq_closed_its_connection(server_runtime, tmp_path):
     client = make_client(server_runtime)
     with worker_process(write_config(server_runtime, tmp_path / "worker.toml"), tmp_path / "worker.log"):
-        client.post("/hooks/generic-main", data=b'{"n": 1}', headers=HEADERS)
+        client.post("/hooks/generic-main", data=b'{"email": "n1@example.com"}', headers=HEADERS)
         wait_until(lambda: event_row(server_runtime, 1).status == "processed", what="the first event")
         close_rabbitmq_connections(server_runtime.settings.broker_url)
 
-        client.post("/hooks/generic-main", data=b'{"n": 2}', headers=HEADERS)
+        client.post("/hooks/generic-main", data=b'{"email": "n2@example.com"}', headers=HEADERS)
         wait_until(lambda: event_row(server_runtime, 2).status == "processed", what="an event after the reconnect")
 
 

@@ -6,6 +6,7 @@ Everything a provider does differently from the others lives in its own module u
 """
 from __future__ import annotations
 
+import codecs
 import hashlib
 import hmac
 import json
@@ -104,9 +105,7 @@ class RawRequest:
         if not self.body.strip():
             raise ParseError("the body is empty; a JSON document was expected")
         try:
-            return json.loads(self.body)
-        except UnicodeDecodeError as exc:
-            raise ParseError(f"the body is not UTF-8 text: {exc}") from None
+            return json.loads(_utf8_text(self.body))
         except json.JSONDecodeError as exc:
             raise ParseError(f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
         except RecursionError:
@@ -117,7 +116,7 @@ class RawRequest:
     def json_object(self) -> dict[str, Any]:
         value = self.json()
         if not isinstance(value, dict):
-            raise ParseError(f"the body is JSON but not an object (got {type(value).__name__})")
+            raise ParseError(f"the body is JSON but not an object (got {json_type_name(value)})")
         return value
 
     def body_sha256(self) -> str:
@@ -130,6 +129,42 @@ class RawRequest:
         if read not in cache:
             cache[read] = read(self)
         return cache[read]
+
+
+def _utf8_text(body: bytes) -> str:
+    """The body as text, decoded once, as UTF-8 and nothing else: JSON exchanged between systems is UTF-8 (RFC 8259
+    section 8.1). json.loads(bytes) would sniff UTF-16 and UTF-32 too, accepting a body the sender should not have
+    sent and naming, when it fails, a codec the sender never used. A leading UTF-8 byte order mark, which the RFC
+    lets a parser ignore, is ignored: Windows tools write one, and such bodies have always been read."""
+    text = body.removeprefix(codecs.BOM_UTF8)  # the same object, not a copy, when there is none
+    try:
+        return str(text, "utf-8")
+    except UnicodeDecodeError as exc:
+        offset = exc.start + len(body) - len(text)
+        raise ParseError(f"the body is not UTF-8 text, as JSON must be (RFC 8259): byte 0x{body[offset]:02X} at "
+                         f"offset {offset} ({exc.reason}){_other_encoding_hint(body)}") from None
+
+
+def _other_encoding_hint(body: bytes) -> str:
+    """What the sender most likely used instead, when the body says so with a byte order mark."""
+    if body.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):  # before UTF-16: FF FE starts both LE marks
+        return "; it starts with a UTF-32 byte order mark"
+    if body.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "; it starts with a UTF-16 byte order mark"
+    return ""
+
+
+def json_type_name(value: Any) -> str:
+    """What a parsed JSON value is, in JSON's words, for a message to a person: "null", not Python's "NoneType"."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    return "an array" if isinstance(value, list) else "an object"
 
 
 @dataclass(frozen=True)

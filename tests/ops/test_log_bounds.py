@@ -51,6 +51,13 @@ def test_a_long_run_without_an_at_sign_is_read_once_not_from_each_of_its_charact
     assert emails_in("a" * 1_000_000 + " @example.com") == []
 
 
+def test_a_long_run_of_quotes_and_keys_is_read_once_not_from_each_of_its_characters():
+    """Quotes and `key=` before an address stay outside its mask; reading them gives nothing back to try again."""
+    assert emails_in("'" * 1_000_000 + " @example.com") == []
+    assert emails_in("='" * 500_000 + " @example.com") == []
+    assert emails_in("a='" * 333_333 + " @example.com") == []
+
+
 def test_quoted_text_cut_off_before_its_closing_quote_is_masked():
     """A backslash only starts an escape: a run of them is read one way, not in exponentially many."""
     assert redact('failed: {"text": "call me at home, ' + "\\" * 20) == 'failed: {"text": "<text>'

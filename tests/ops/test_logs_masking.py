@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import logging
 
+import pytest
+
+from ingest.redaction import emails_in, redact
+
 PERSONAL = {"email": "ivan.petrov@example.com", "phone": "+7 916 123-45-67", "name": "Ivan"}
 
 
@@ -71,3 +75,27 @@ def test_redaction_can_be_turned_off_for_debugging(log_lines):
     logging.getLogger("t").info("write to %s", PERSONAL["email"])
 
     assert read()[-1]["message"] == f"write to {PERSONAL['email']}"
+
+
+@pytest.mark.parametrize("quoted", ["'{}'", '"{}"', "<{}>", "`{}`"])
+def test_quotes_around_an_email_stay_around_its_mask(quoted):
+    assert redact("mail " + quoted.format("ivan@mail.ru")) == "mail " + quoted.format("<email>")
+
+
+def test_an_apostrophe_inside_an_email_is_masked_with_it():
+    assert redact("from o'brien@example.com") == "from <email>"
+    assert redact("from 'o'brien@example.com'") == "from '<email>'"
+
+
+def test_a_quoted_email_after_a_key_keeps_the_key_and_its_quotes():
+    """How a Python repr writes a field: Agent(id='7', name=None, email='ivan@mail.ru')."""
+    assert redact("Agent(id='7', name=None, email='ivan@mail.ru')") == "Agent(id='7', name=None, email='<email>')"
+
+
+def test_an_email_in_a_python_set_keeps_its_braces_and_quotes():
+    assert redact("forms={'ivan@mail.ru'}") == "forms={'<email>'}"
+
+
+def test_an_email_found_between_quotes_is_the_address_alone():
+    """What `forget` looks for in kept errors: the address, not the quote that opened it."""
+    assert emails_in("cannot deliver to 'ivan@mail.ru'") == ["ivan@mail.ru"]

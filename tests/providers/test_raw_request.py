@@ -53,3 +53,10 @@ def test_a_derivation_that_failed_is_tried_again_not_kept():
     for _ in range(2):
         with pytest.raises(ParseError):
             request.derived(_counted_reading)
+
+
+@pytest.mark.parametrize("body, named", [(b"null", "null"), (b"[1, 2]", "an array"), (b'"text"', "text"),
+                                         (b"42", "a number"), (b"true", "true")])
+def test_a_body_that_is_json_but_not_an_object_is_named_in_jsons_words(body, named):
+    with pytest.raises(ParseError, match=rf"^the body is JSON but not an object \(got {named}\)$"):
+        raw(body).json_object()

@@ -62,7 +62,7 @@ def test_the_send_test_sample_is_acknowledged_and_ignored_saying_what_was_read(r
     (event,) = rocket.process_all()
     assert event.status == "ignored"
     assert "Send Test" in event.error_message
-    assert "['email@address.com'] ['192873192873'] with 2 messages" in event.error_message
+    assert "read as visitor name, email@address.com, 192873192873 with 2 messages" in event.error_message
 
 
 def test_the_send_test_sample_reads_scalar_contacts_and_skips_the_empty_visitor_id():
@@ -184,3 +184,27 @@ def test_an_offline_message_has_no_conversation_and_keeps_the_form_text():
 def test_an_unknown_type_is_a_parse_error_listing_the_known_ones(kind):
     with pytest.raises(ParseError, match="LivechatSessionStart"):
         record(changed("Message.json", type=kind))
+
+
+def test_a_body_without_a_type_is_a_parse_error_saying_the_field_is_missing():
+    body = {key: value for key, value in body_of("Message.json").items() if key != "type"}
+    with pytest.raises(ParseError, match="^the body has no `type` field") as raised:
+        record(body)
+    assert "None" not in str(raised.value)
+
+
+def test_a_type_that_is_not_text_is_named_in_jsons_words():
+    with pytest.raises(ParseError, match="^the body's `type` is null, not text; known types: "):
+        record(changed("Message.json", type=None))
+    with pytest.raises(ParseError, match="^the body's `type` is an array, not text; known types: "):
+        record(changed("Message.json", type=["Message"]))
+
+
+def test_an_unknown_type_is_quoted_in_the_reason():
+    with pytest.raises(ParseError, match="^unknown Rocket.Chat webhook type 'LivechatTranscript'; known types: "):
+        record(changed("Message.json", type="LivechatTranscript"))
+
+
+def test_a_field_of_the_wrong_shape_is_named_in_jsons_words():
+    with pytest.raises(ParseError, match="expected an array, got an object"):
+        record(changed("Message.json", messages={"msg": "hello"}))

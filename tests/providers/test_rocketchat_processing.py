@@ -54,3 +54,10 @@ def test_every_sample_is_processed_into_what_the_provider_parses(rocket, name):
     assert event.status == "processed", event.error_message
     assert stored_records(event) == [r.model_dump(mode="json", exclude_defaults=True) for r in provider.parse(
         raw(payload(f"rocketchat/{name}")))]
+
+
+def test_an_empty_object_is_answered_200_and_ends_dead_saying_the_body_has_no_type(rocket):
+    assert post(rocket, b"{}").status_code == 200
+    [event] = rocket.process_all()
+    assert (event.status, event.error_class) == ("dead", "parse_error")
+    assert event.error_message.startswith("the body has no `type` field: not a Rocket.Chat webhook; known types: ")

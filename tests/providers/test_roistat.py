@@ -136,6 +136,25 @@ def test_a_request_without_an_action_gets_400(harness):
     assert "no action parameter" in response.json["message"]
 
 
+def test_a_request_without_an_action_is_told_which_actions_roistat_sends(harness):
+    response = harness.client.get(HOOK, query_string=f"user={USER}&token={TOKEN}")
+    assert response.json["message"].startswith("the request has no action parameter; Roistat sends one of lead, "
+                                               "message, task, call, import_scheme, export, export_clients; ")
+    [event] = harness.process_all()
+    assert event.error_message.startswith("the request has no action parameter; Roistat sends one of lead, ")
+
+
+def test_an_empty_action_is_said_to_be_empty(harness):
+    response = harness.client.get(HOOK, query_string=with_param(sample("lead.query"), "action", ""))
+    assert response.status_code == 400
+    assert response.json["message"].startswith("the action parameter is empty; Roistat sends one of lead, ")
+
+
+def test_an_unknown_action_is_quoted_in_the_reason(harness):
+    response = harness.client.get(HOOK, query_string=sample("unknown_action.query"))
+    assert response.json["message"].startswith("action 'order_delete' is not one of lead, message, task, call, ")
+
+
 def test_import_scheme_lists_our_statuses_fields_and_no_managers(harness):
     response = harness.client.get(HOOK, query_string=sample("import_scheme.query"))
     assert response.status_code == 200

@@ -20,7 +20,9 @@ _ROLES = {"visitor": "visitor", "agent": "agent"}  # `supervisor` lines are whis
 
 def parse_legacy(body: dict[str, Any]) -> list[CanonicalRecord]:
     webhook = LegacyWebhook.model_validate(body)
-    event_type = webhook.event_type or ""
+    event_type = webhook.event_type
+    if event_type is None:  # the key is there (the provider routed the body here by it) but blank or not text
+        raise IgnoreEvent("legacy LiveChat webhook with an empty `event_type`: nothing to tell what it is about")
     handler = _EVENTS.get(event_type)
     if handler is None:
         raise IgnoreEvent(f"legacy LiveChat event_type {event_type!r} carries no contact or conversation data")

@@ -26,6 +26,7 @@ from ingest.providers.livechat.models import (
 CUSTOMER_ID = "livechat.customer_id"
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 _UTM_KEYS = ("source", "medium", "campaign", "term", "content")
+CONTENT_TYPES = ("message", "file", "rich_message")  # what _message reads; any other type is LiveChat's own notice
 
 
 def parse_v3(body: dict[str, Any]) -> list[CanonicalRecord]:
@@ -81,7 +82,7 @@ def _incoming_event(envelope: Envelope) -> dict:
         return _filled_form(envelope, payload.chat_id, payload.thread_id, event)
     message = _message(event, {})
     if message is None:
-        raise IgnoreEvent(f"LiveChat incoming_event of type {event.type!r} is not conversation content")
+        raise IgnoreEvent(_not_content(event))
     draft = PersonDraft()
     if message.author == "visitor":
         draft.add_identity(CUSTOMER_ID, event.author_id)
@@ -208,6 +209,15 @@ def _role(author_id: str | None, users: dict[str, User]) -> str:
     if user_type == "agent" or (user_type is None and "@" in (author_id or "")):
         return "agent"
     return "bot" if author_id else "system"
+
+
+def _not_content(event: ChatEvent) -> str:
+    """Why an incoming_event is ignored: a notice of LiveChat's own, or a message with nothing in it."""
+    if event.type is None:
+        return "LiveChat incoming_event without a `type`: not conversation content"
+    if event.type in CONTENT_TYPES:
+        return f"LiveChat incoming_event of type {event.type!r} without text: nothing to record"
+    return f"LiveChat incoming_event of type {event.type!r} is not conversation content"
 
 
 def _message(event: ChatEvent, users: dict[str, User]) -> Message | None:

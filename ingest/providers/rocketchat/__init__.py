@@ -21,6 +21,7 @@ from ingest.providers.base import (
     Provider,
     RawRequest,
     Reply,
+    json_type_name,
     secrets_equal,
     stable_hash,
 )
@@ -94,18 +95,15 @@ class RocketChatProvider(Provider):
         if kind == OFFLINE_MESSAGE:
             return [offline_record(_validated(OfflineMessage, body), offline_key(body))]
         if kind not in ROOM_EVENTS:
-            known = ", ".join([*ROOM_EVENTS, OFFLINE_MESSAGE])
-            raise ParseError(f"unknown Rocket.Chat webhook type {kind!r}; known types: {known}")
+            raise ParseError(_unknown_type(body))
         event = _validated(RoomEvent, body)
         if not event.id:
             raise ParseError(f"Rocket.Chat {kind} without a room _id: cannot tell which conversation it belongs to")
         record = room_record(event)
         if event.id == SEND_TEST_ROOM_ID and not event.visitor.id:
             # A fake visitor ("visitor name") that must not become a contact in anybody's CRM.
-            person = record.person
-            raise IgnoreEvent(f"Rocket.Chat \"Send Test\" sample, read as {person.name!r} {person.emails} "
-                              f"{person.phones} with {len(record.interaction.transcript)} messages: "
-                              "acknowledged with 200, recorded nowhere")
+            raise IgnoreEvent(f"Rocket.Chat \"Send Test\" sample, read as {_what_was_read(record)}: acknowledged "
+                              "with 200, recorded nowhere")
         return [record]
 
     @classmethod
@@ -118,6 +116,25 @@ class RocketChatProvider(Provider):
                 f"Secret Token = {source.token.get_secret_value()}, Send Request on: Chat Start, Chat Close, "
                 "Chat Taken, Chat Queued, Forwarding, Offline Messages, Visitor Messages, Agent Messages; Save, then "
                 "Send Test (lead capture: Administration > Workspace > Settings > Omnichannel > CRM Integration)")
+
+
+def _unknown_type(body: dict[str, Any]) -> str:
+    """Why the body's `type` names no webhook this version reads, with the ones it does."""
+    known = ", ".join([*ROOM_EVENTS, OFFLINE_MESSAGE])
+    if "type" not in body:
+        return f"the body has no `type` field: not a Rocket.Chat webhook; known types: {known}"
+    kind = body["type"]
+    if not isinstance(kind, str):
+        return f"the body's `type` is {json_type_name(kind)}, not text; known types: {known}"
+    # repr quotes it and escapes what a sender may have put in it (line breaks, control characters)
+    return f"unknown Rocket.Chat webhook type {kind[:60]!r}; known types: {known}"
+
+
+def _what_was_read(record: CanonicalRecord) -> str:
+    """The sample's visitor and messages as read: shows that a real webhook would be understood."""
+    person = record.person
+    visitor = ", ".join([*filter(None, [person.name]), *person.emails, *person.phones]) or "no name, e-mail or phone"
+    return f"{visitor} with {len(record.interaction.transcript)} messages"
 
 
 # --- dedup keys ----------------------------------------------------------------------------------------------------

@@ -16,6 +16,8 @@ from typing import Annotated, Any, Callable
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from ingest.providers.base import json_type_name
+
 
 def _text(value: Any) -> str | None:
     if value is None or isinstance(value, str) and not value.strip():
@@ -24,7 +26,7 @@ def _text(value: Any) -> str | None:
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
-    raise ValueError(f"expected text, got {type(value).__name__}")
+    raise ValueError(f"expected text, got {json_type_name(value)}")
 
 
 def _timestamp(value: Any) -> datetime | None:
@@ -68,7 +70,7 @@ def _mapping(value: Any) -> dict[str, Any]:
     if value is None or value == [] or value == "":
         return {}
     if not isinstance(value, dict):
-        raise ValueError(f"expected an object, got {type(value).__name__}")
+        raise ValueError(f"expected an object, got {json_type_name(value)}")
     return value
 
 
@@ -76,7 +78,7 @@ def _list_of_objects(value: Any) -> list[Any]:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise ValueError(f"expected a list, got {type(value).__name__}")
+        raise ValueError(f"expected an array, got {json_type_name(value)}")
     return value
 
 

@@ -14,7 +14,7 @@ from urllib.parse import unquote_plus
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ingest.providers.base import RawRequest
+from ingest.providers.base import RawRequest, json_type_name
 
 CREDENTIAL_PARAMS = frozenset({"user", "token"})
 # Numbers written by hand into a URL ("phone=+7999…") lose their leading "+" to form decoding ("+" means a space).
@@ -61,9 +61,15 @@ def action_of(params: dict[str, str]) -> Action | None:
 
 
 def describe_action(params: dict[str, str]) -> str:
+    """Why the request's action is none this version reads: the 400 reply's message and the dead event's reason."""
+    known = ", ".join(action.value for action in Action)
     given = params.get("action")
-    shown = "no action parameter" if given is None else f"action {given[:60]!r}"
-    return f"{shown} is not one of {', '.join(a.value for a in Action)}"
+    if given is None:
+        return f"the request has no action parameter; Roistat sends one of {known}"
+    if not given.strip():
+        return f"the action parameter is empty; Roistat sends one of {known}"
+    # repr quotes it and escapes what a sender may have put in it (line breaks, control characters)
+    return f"action {given.strip()[:60]!r} is not one of {known}"
 
 
 def _sent_with_bare_plus(request: RawRequest, name: str) -> bool:
@@ -182,7 +188,7 @@ def decode_data(text: str | None) -> tuple[dict[str, Any], str | None]:
         return {}, None
     if isinstance(value, dict):
         return value, None
-    return {}, f"data is JSON but not an object (got {type(value).__name__})"
+    return {}, f"data is JSON but not an object (got {json_type_name(value)})"
 
 
 def utc_time(text: str | None) -> datetime | None:
