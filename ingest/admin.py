@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 
 from ingest.admin_params import (
-    DRY_RUN, ID, PAGE_PARAMETERS, dry_run_of, json_object_body, page_body, page_parameters, query_parameters,
+    DRY_RUN, ID, PAGE_PARAMETERS, dry_run_of, json_object_body, no_body, page_body, page_parameters,
+    query_parameters,
 )
 from ingest.errors import ApiError, answer_503_while_the_database_is_down
 from ingest.event_admin import (
@@ -60,6 +61,7 @@ def events_show(event_id: int):
 
 @admin.post(f"/events/<{ID}:event_id>/replay")
 def events_replay(event_id: int):
+    no_body()
     runtime = _runtime()
     with runtime.sessions() as session:
         event = session.get(Event, event_id)

@@ -62,6 +62,13 @@ def json_object_body(example: str, accepted: Iterable[str]) -> dict[str, Any]:
     return body
 
 
+def no_body() -> None:
+    """A route that acts on the one item its URL names reads no body: one given with keys is refused, so that a
+    `{"dry_run": true}` sent to it is not taken for a dry run while the action happens. No body, or `{}`, is fine."""
+    if request.content_length or request.headers.get("Transfer-Encoding"):
+        json_object_body("{}", accepted=())
+
+
 def dry_run_of(body: dict[str, Any]) -> bool:
     """`dry_run`, true unless the caller says false: a bulk action counts before it acts."""
     dry_run = body.get(DRY_RUN, True)

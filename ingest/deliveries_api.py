@@ -6,7 +6,8 @@ from flask import Blueprint, current_app, jsonify
 from crm_sync.schema import Delivery, DeliveryStatus
 from ingest.admin import require_admin_token
 from ingest.admin_params import (
-    DRY_RUN, ID, PAGE_PARAMETERS, dry_run_of, json_object_body, page_body, page_parameters, query_parameters,
+    DRY_RUN, ID, PAGE_PARAMETERS, dry_run_of, json_object_body, no_body, page_body, page_parameters,
+    query_parameters,
 )
 from ingest.delivery_admin import (
     FILTER_NAMES, DeliveryFilter, DestinationNotConfigured, deliveries_page, delivery_detail, delivery_summary,
@@ -49,6 +50,7 @@ def deliveries_show(delivery_id: int):
 
 @deliveries_api.post(f"/deliveries/<{ID}:delivery_id>/retry")
 def deliveries_retry(delivery_id: int):
+    no_body()
     runtime = _runtime()
     with runtime.sessions() as session:
         delivery = _delivery(session, delivery_id)

@@ -177,3 +177,23 @@ def test_a_body_of_many_unknown_keys_names_ten_and_counts_the_rest(client, admin
     body = {"status": "dead", **{f"k{n:02}": "x" for n in range(25)}}
     message = client.post("/api/replay", json=body, headers=admin_headers).json["message"]
     assert message.startswith('unknown keys "k00", "k01", ') and '"k09" and 15 more: accepted are ' in message
+
+
+@pytest.mark.parametrize("path", ["/api/events/1/replay", "/api/deliveries/1/retry"])
+def test_a_body_sent_to_a_single_item_action_is_refused_not_ignored(client, runtime, admin_headers, generic_headers,
+                                                                     path):
+    from ingest.schema import Event
+
+    post(client, generic_headers, b"not json")
+    process_event(runtime.sessions, 1)
+    response = client.post(path, json={"dry_run": True}, headers=admin_headers)
+    assert (response.status_code, response.json["error"]) == (400, "bad_filter")
+    assert '"dry_run"' in response.json["message"]
+    with runtime.sessions() as session:
+        assert session.get(Event, 1).status == "dead"
+
+
+def test_an_empty_json_object_sent_to_a_single_item_action_is_fine(client, runtime, admin_headers, generic_headers):
+    post(client, generic_headers, b"not json")
+    process_event(runtime.sessions, 1)
+    assert client.post("/api/events/1/replay", json={}, headers=admin_headers).status_code == 202
