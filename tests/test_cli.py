@@ -259,6 +259,22 @@ def test_web_counts_webhooks_on_its_metrics_page_whichever_providers_are_configu
     assert 'crm_ingest_webhook_requests_total{outcome="accepted",provider="generic",source="g"} 3.0' in page
 
 
+@pytest.mark.timeout(90)
+def test_web_listens_on_an_ipv6_address(workdir):
+    port = 20765 + os.getpid() % 1000
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "BROKER_URL", "PROMETHEUS_MULTIPROC_DIR")}
+    web = subprocess.Popen([sys.executable, "-m", "workers.cli", "web", "--host", "::1", "--port", str(port),
+                            "--workers", "1", "--no-cpu-affinity"], cwd=workdir,
+                           env={**env, "CRM_INGEST_CONFIG": str(workdir / "crm-ingest.toml")},
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: _up(f"http://[::1]:{port}") or web.poll() is not None, timeout=60, what="the web server")
+        assert web.poll() is None, "gunicorn refused the address"
+    finally:
+        web.terminate()
+        web.wait(timeout=30)
+
+
 def _up(base: str) -> bool:
     try:
         return httpx.get(f"{base}/healthz", timeout=1).status_code == 200

@@ -87,7 +87,7 @@ def gunicorn_options(host: str, port: int, workers: int, threads: int, cpu_affin
     (workers.slow_clients)."""
     pinning = {"pre_fork": assign_cpu, "post_fork": pin_to_assigned_cpu} if cpu_affinity else {}
     return {
-        "bind": f"{host}:{port}",
+        "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",  # an IPv6 address in brackets, as in URLs
         "workers": workers,
         "threads": threads,
         "worker_class": bounded_reads_worker(threads, read_timeout),
