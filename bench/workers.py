@@ -165,11 +165,17 @@ class Deployment:
         return [*self.workers, *([self.beat] if self.beat else [])]
 
     def start(self) -> None:
-        for process in self.celery_processes:
-            process.start()
-        self.web.wait_ready("/healthz")
-        for process in self.celery_processes:
-            process.wait_ready()
+        """Every process up and ready; if one is not, whatever did start is stopped before the error goes on: the
+        workers run in sessions of their own and would outlive the run."""
+        try:
+            for process in self.celery_processes:
+                process.start()
+            self.web.wait_ready("/healthz")
+            for process in self.celery_processes:
+                process.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         self.web.stop()
