@@ -142,13 +142,30 @@ def test_check_config_warns_of_guessable_secrets_and_crm_calls_in_clear_but_acce
                     '[destinations.local]\nkind = "hubspot"\ntoken = "t"\nbase_url = "http://127.0.0.1:9999"\n')
     result = run_cli(tmp_path, "check-config")
     assert result.returncode == 0 and "configuration OK" in result.stdout
-    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    warnings = [line for line in result.stderr.splitlines()
+                if line.startswith("warning: ") and not line.startswith("warning: no database at")]
     assert warnings == [
         "warning: admin_token is shorter than 16 characters: whoever guesses it can reach the admin API",
         "warning: sources.g.token is shorter than 16 characters: whoever guesses it can reach webhooks to this source",
         "warning: destinations.h.base_url is http://: its credentials and the people it carries cross the network "
         "unencrypted (use https://)"]
     assert "x1" not in result.stdout + result.stderr and "pat-na1" not in result.stdout + result.stderr
+
+
+def test_check_config_warns_of_a_sqlite_database_not_created_yet_but_accepts_it(tmp_path):
+    write(tmp_path, f'admin_token = "{SECRET}"\n')
+    result = run_cli(tmp_path, "check-config")
+    assert result.returncode == 0 and "configuration OK" in result.stdout
+    assert f"warning: no database at {tmp_path}/var/crm-ingest.db" in result.stderr
+    assert "crm-ingest migrate" in result.stderr
+    assert not (tmp_path / "var").exists()
+
+
+def test_check_config_says_nothing_of_a_sqlite_database_that_is_there(tmp_path):
+    write(tmp_path, f'admin_token = "{SECRET}"\n')
+    assert run_cli(tmp_path, "migrate").returncode == 0
+    result = run_cli(tmp_path, "check-config")
+    assert result.returncode == 0 and "no database" not in result.stderr
 
 
 def test_check_config_lists_destinations_without_their_secrets(tmp_path):

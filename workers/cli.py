@@ -6,8 +6,8 @@ import sys
 
 import click
 
-from ingest.settings import (ConfigError, Settings, config_path, configured_data_dir, configured_database_url,
-                             load_settings, mask_url)
+from ingest.settings import (CONFIG_ENV, ConfigError, Settings, config_path, configured_data_dir,
+                             configured_database_url, load_settings, mask_url)
 from workers.cli_database import DatabaseErrorsInOneLine, require_database
 from workers.observability import log_format_option
 
@@ -222,6 +222,11 @@ def check_config() -> None:
 
     for weakness in weak_settings(settings):
         click.echo(f"warning: {weakness}", err=True)
+    from ingest.db_checks import missing_sqlite_database
+
+    missing = missing_sqlite_database(settings.database_url, path, config_named=bool(os.environ.get(CONFIG_ENV)))
+    if missing:  # valid all the same: migrate (or dev) creates it; every other command would stop on it
+        click.echo(f"warning: {missing}", err=True)
     click.echo("configuration OK")
 
 
